@@ -1,0 +1,160 @@
+"""Pure builders of the shell scripts run on hosts. No I/O here: each returns a string.
+
+Every value is quoted through :mod:`deployer.shell`. Exit codes that the executor
+branches on are named constants, never matched from stderr text.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Iterable
+
+from .layout import TMP_LINK_PREFIX, Layout, current_target, shared_link_target
+from .shell import argv, env_prefix, quote, script
+
+EXIT_LOCK_HELD = 75
+EXIT_MISSING_SHARED = 76
+EXIT_RELEASE_EXISTS = 77
+EXIT_NOT_A_RELEASE = 78
+
+
+def acquire_lock(layout: Layout, info_json: str) -> str:
+    """Take the stage lock with an atomic ``mkdir``; if held, print the holder and exit 75."""
+    return script(
+        "umask 022",
+        argv("mkdir", "-p", layout.state),
+        f"if mkdir {quote(layout.lock)} 2>/dev/null; then",
+        f"  printf '%s\\n' {quote(info_json)} > {quote(layout.lock_info)}",
+        "else",
+        f"  head -c 4000 {quote(layout.lock_info)} 2>/dev/null || true",
+        f"  exit {EXIT_LOCK_HELD}",
+        "fi",
+    )
+
+
+def release_lock(layout: Layout, token: str) -> str:
+    """Drop the lock only if it is still ours (its info holds our token)."""
+    return (
+        f"if grep -qF {quote(token)} {quote(layout.lock_info)} 2>/dev/null; "
+        f"then rm -rf -- {quote(layout.lock)}; fi"
+    )
+
+
+def break_lock(layout: Layout) -> str:
+    """Remove whatever lock is there (``unlock``), printing who held it."""
+    return script(
+        f"if [ -d {quote(layout.lock)} ]; then",
+        f"  head -c 4000 {quote(layout.lock_info)} 2>/dev/null || echo '{{}}'",
+        f"  rm -rf -- {quote(layout.lock)}",
+        "fi",
+    )
+
+
+def unpack(layout: Layout, number: int, gzip: bool) -> str:
+    """Create ``releases/N`` and unpack the tar stream arriving on stdin into it.
+
+    ``mkdir`` without ``-p`` refuses to reuse an existing release; on any failure the
+    half-unpacked directory is removed so no partial release is left behind.
+    """
+    release = quote(layout.release(number))
+    flags = "-xzf" if gzip else "-xf"
+    return script(
+        "umask 022",
+        argv("mkdir", "-p", layout.releases),
+        f"mkdir {release} 2>/dev/null || {{ echo 'release directory exists already' >&2; exit {EXIT_RELEASE_EXISTS}; }}",
+        f"tar {flags} - -C {release} --no-same-owner --no-overwrite-dir || "
+        f"{{ rc=$?; rm -rf -- {release}; exit $rc; }}",
+    )
+
+
+def link_shared(layout: Layout, number: int, dirs: Iterable[str], files: Iterable[str]) -> list[str]:
+    """Commands that create shared dirs, check shared files, and link both into the release."""
+    dirs, files = list(dirs), list(files)
+    release = layout.release(number)
+    steps = [argv("mkdir", "-p", layout.shared_path(d)) for d in dirs]
+    for path in files:
+        shared = quote(layout.shared_path(path))
+        steps.append(
+            f"[ -f {shared} ] || {{ echo {quote('missing shared file: shared/' + path)} >&2; exit {EXIT_MISSING_SHARED}; }}"
+        )
+    for path in dirs + files:
+        inside = str(PurePosixPath(release, path))
+        parent = str(PurePosixPath(inside).parent)
+        steps.append(argv("rm", "-rf", "--", inside))
+        steps.append(argv("mkdir", "-p", parent))
+        steps.append(argv("ln", "-s", shared_link_target(path), inside))
+    return steps
+
+
+def finish_release(
+    layout: Layout,
+    number: int,
+    shared_dirs: Iterable[str],
+    shared_files: Iterable[str],
+    metadata_json: str,
+    with_templates: bool,
+) -> str:
+    """Link shared paths, unpack rendered templates from stdin, write the release metadata.
+
+    Templates arrive as a small tar on stdin and are unpacked under ``umask 077`` so a
+    file meant to be 0600 never exists with a wider mode, not even for a moment.
+    """
+    release = layout.release(number)
+    steps = ["umask 022", *link_shared(layout, number, shared_dirs, shared_files)]
+    if with_templates:
+        steps.append(f"(umask 077 && tar -xpf - -C {quote(release)} --no-same-owner --no-overwrite-dir)")
+    steps.append(f"printf '%s\\n' {quote(metadata_json)} > {quote(layout.metadata(number))}")
+    return script(*steps)
+
+
+def remove_releases(layout: Layout, numbers: Iterable[int]) -> str:
+    """Delete release directories by number (never anything else)."""
+    paths = [layout.release(n) for n in sorted(set(numbers))]
+    return argv("rm", "-rf", "--", *paths) if paths else "true"
+
+
+def remove_tmp_links(layout: Layout, names: Iterable[str]) -> str:
+    """Delete leftover temporary ``current`` links from interrupted switches."""
+    paths = [str(PurePosixPath(layout.deploy_to, n)) for n in names if n.startswith(TMP_LINK_PREFIX)]
+    return argv("rm", "-f", "--", *paths) if paths else "true"
+
+
+def switch(layout: Layout, number: int, token: str) -> str:
+    """Point ``current`` at ``releases/N`` atomically.
+
+    A uniquely named temporary link is renamed over ``current`` (rename(2) via
+    ``mv -T``), so a reader sees either the old or the new target, never neither; the
+    result is verified with ``readlink``.
+    """
+    tmp = quote(layout.tmp_link(token))
+    target = current_target(number)
+    return script(
+        f"[ -d {quote(layout.release(number))} ] || {{ echo {quote(f'release {number} is not on this host')} >&2; exit {EXIT_NOT_A_RELEASE}; }}",
+        f"ln -s {quote(target)} {tmp}",
+        f"mv -T {tmp} {quote(layout.current)} || {{ rc=$?; rm -f {tmp}; exit $rc; }}",
+        f'[ "$(readlink {quote(layout.current)})" = {quote(target)} ]',
+    )
+
+
+def unswitch(layout: Layout, number: int) -> str:
+    """Remove ``current`` if it points at release N (undoing a first-ever switch)."""
+    return (
+        f'if [ "$(readlink {quote(layout.current)})" = {quote(current_target(number))} ]; '
+        f"then rm -f {quote(layout.current)}; fi"
+    )
+
+
+def append_log(layout: Layout, lines: Iterable[str]) -> str:
+    """Append events to the release log; each ``printf`` is one small O_APPEND write."""
+    steps = ["umask 022", argv("mkdir", "-p", layout.state)]
+    steps += [f"printf '%s\\n' {quote(line)} >> {quote(layout.log)}" for line in lines]
+    return script(*steps)
+
+
+def run_hook(directory: str, command: str, env: dict[str, str]) -> str:
+    """Run a user's hook command in ``directory`` with the deploy's environment."""
+    return script(argv("cd", directory), env_prefix(env), argv("exec", "sh", "-c", command))
+
+
+def read_file(path: str) -> str:
+    return f"cat {quote(path)} 2>/dev/null || true"

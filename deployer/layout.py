@@ -1,0 +1,83 @@
+"""Where things live under ``deploy_to`` on a host: pure path arithmetic, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+RELEASE_METADATA = ".deployer-release.json"
+TMP_LINK_PREFIX = "current.tmp-"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one deployment directory."""
+
+    deploy_to: str
+
+    def _join(self, *parts: str) -> str:
+        return str(PurePosixPath(self.deploy_to, *parts))
+
+    @property
+    def releases(self) -> str:
+        return self._join("releases")
+
+    def release(self, number: int) -> str:
+        return self._join("releases", str(int(number)))
+
+    @property
+    def current(self) -> str:
+        return self._join("current")
+
+    @property
+    def shared(self) -> str:
+        return self._join("shared")
+
+    def shared_path(self, path: str) -> str:
+        return self._join("shared", path)
+
+    @property
+    def state(self) -> str:
+        """``.deployer/``: the lock and the release log."""
+        return self._join(".deployer")
+
+    @property
+    def lock(self) -> str:
+        return self._join(".deployer", "lock")
+
+    @property
+    def lock_info(self) -> str:
+        return self._join(".deployer", "lock", "info")
+
+    @property
+    def log(self) -> str:
+        return self._join(".deployer", "log.jsonl")
+
+    def metadata(self, number: int) -> str:
+        return self._join("releases", str(int(number)), RELEASE_METADATA)
+
+    def tmp_link(self, token: str) -> str:
+        return self._join(TMP_LINK_PREFIX + token)
+
+
+def current_target(number: int) -> str:
+    """What ``current`` points to: relative, so the tree can be moved or mounted elsewhere."""
+    return f"releases/{int(number)}"
+
+
+def parse_current_target(target: str) -> int | None:
+    """The release number ``current`` points to, or None for anything we did not write."""
+    target = target.strip().rstrip("/")
+    prefix = "releases/"
+    if target.startswith(prefix) and target[len(prefix):].isdigit():
+        return int(target[len(prefix):])
+    parts = PurePosixPath(target).parts
+    if len(parts) >= 2 and parts[-2] == "releases" and parts[-1].isdigit():
+        return int(parts[-1])
+    return None
+
+
+def shared_link_target(path: str) -> str:
+    """Relative link from ``releases/N/<path>`` back to ``shared/<path>``."""
+    depth = len(PurePosixPath(path).parts) + 1
+    return "../" * depth + "shared/" + str(PurePosixPath(path))

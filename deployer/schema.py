@@ -1,0 +1,259 @@
+"""The config schema as data: validation walks it, and the reference docs can be generated from it.
+
+Each node checks one value's shape and raises :class:`ShapeError` with the key path
+(``hosts[0].port``) and what was expected, so messages read like
+``config/production.yml: hosts[0].port: expected an integer from 1 to 65535, got 'abc'``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ShapeError(Exception):
+    """A value does not have the shape the schema asks for."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+@dataclass(frozen=True)
+class Node:
+    """Base of schema nodes: a description for the docs and an optional default."""
+
+    doc: str = ""
+    default: Any = None
+
+    def check(self, value: Any, path: str) -> None:
+        raise NotImplementedError
+
+    def type_name(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Str(Node):
+    non_empty: bool = True
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, str):
+            raise ShapeError(path, f"expected a string, got {_show(value)}")
+        if self.non_empty and not value.strip():
+            raise ShapeError(path, "must not be empty")
+        if "\0" in value:
+            raise ShapeError(path, "must not contain a NUL byte")
+
+    def type_name(self) -> str:
+        return "string"
+
+
+@dataclass(frozen=True)
+class Int(Node):
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def check(self, value: Any, path: str) -> None:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and self.minimum is not None and value < self.minimum:
+            ok = False
+        if ok and self.maximum is not None and value > self.maximum:
+            ok = False
+        if not ok:
+            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
+
+    def type_name(self) -> str:
+        if self.minimum is not None and self.maximum is not None:
+            return f"an integer from {self.minimum} to {self.maximum}"
+        if self.minimum is not None:
+            return f"an integer of at least {self.minimum}"
+        return "an integer"
+
+
+@dataclass(frozen=True)
+class Number(Node):
+    minimum: float = 0.0
+
+    def check(self, value: Any, path: str) -> None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or value <= self.minimum:
+            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
+
+    def type_name(self) -> str:
+        return f"a number above {self.minimum:g}"
+
+
+@dataclass(frozen=True)
+class Bool(Node):
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, bool):
+            raise ShapeError(path, f"expected true or false, got {_show(value)}")
+
+    def type_name(self) -> str:
+        return "true or false"
+
+
+@dataclass(frozen=True)
+class Enum(Node):
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any, path: str) -> None:
+        if value not in self.choices:
+            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
+
+    def type_name(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+
+@dataclass(frozen=True)
+class List(Node):
+    item: Node = field(default_factory=Str)
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, list):
+            raise ShapeError(path, f"expected a list, got {_show(value)}")
+        for index, item in enumerate(value):
+            self.item.check(item, f"{path}[{index}]")
+
+    def type_name(self) -> str:
+        return f"a list of {self.item.type_name()}"
+
+
+@dataclass(frozen=True)
+class AnyMap(Node):
+    """A mapping with free keys (template ``vars``)."""
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            raise ShapeError(path, f"expected a mapping, got {_show(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise ShapeError(_join(path, str(key)), "keys must be strings")
+
+    def type_name(self) -> str:
+        return "a mapping"
+
+
+@dataclass(frozen=True)
+class Map(Node):
+    """A mapping with known keys: unknown keys are errors (typos must not pass silently)."""
+
+    fields: dict[str, Node] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            raise ShapeError(path or "(top level)", f"expected a mapping, got {_show(value)}")
+        for key, item in value.items():
+            if key not in self.fields:
+                known = ", ".join(sorted(self.fields))
+                raise ShapeError(_join(path, str(key)), f"unknown key (known keys: {known})")
+            self.fields[key].check(item, _join(path, key))
+
+    def check_required(self, value: dict, path: str = "") -> None:
+        """Required keys are checked on the merged config, where every file has had its say."""
+        for key in self.required:
+            if key not in value:
+                raise ShapeError(_join(path, key), "required key is missing")
+        for key, node in self.fields.items():
+            if isinstance(node, Map) and isinstance(value.get(key), dict):
+                node.check_required(value[key], _join(path, key))
+            if isinstance(node, List) and isinstance(node.item, Map):
+                for index, item in enumerate(value.get(key) or []):
+                    node.item.check_required(item, f"{_join(path, key)}[{index}]")
+
+    def type_name(self) -> str:
+        return "a mapping"
+
+
+HOOK = Map(
+    doc="A remote command run in the release directory.",
+    fields={
+        "command": Str(doc="Shell command, run by /bin/sh in the release directory."),
+        "once": Bool(doc="Run on one host only: the first with role `db`, else the first host.", default=False),
+        "roles": List(item=Str(), doc="Run only on hosts with one of these roles (default: all)."),
+    },
+    required=("command",),
+)
+
+HOOK_PHASES = ("before_switch", "after_switch", "after_rollback")
+
+SCHEMA = Map(
+    doc="config/deploy.yml, deep-merged with config/<stage>.yml (the stage file wins).",
+    fields={
+        "application": Str(doc="Application name, shown in logs and given to templates."),
+        "deploy_to": Str(doc="Absolute directory on each host (relative to the project for `transport: local`)."),
+        "default_stage": Str(doc="Stage used when a task is run without --stage."),
+        "keep_releases": Int(minimum=1, doc="How many releases to keep for rollback.", default=5),
+        "transport": Enum(choices=("ssh", "local"), doc="`ssh`, or `local` to deploy into a folder on this machine.", default="ssh"),
+        "parallel": Int(minimum=1, doc="At most this many hosts are worked on at once.", default=10),
+        "artifact": Map(
+            doc="What is deployed.",
+            fields={
+                "build": Str(doc="Run locally, from the project root, before any host is touched."),
+                "path": Str(doc="A directory, or a .tar / .tar.gz / .tgz file, relative to the project."),
+                "max_unpacked_size": Int(minimum=1, doc="Refuse archives that expand past this many bytes.", default=4 * 1024**3),
+            },
+            required=("path",),
+        ),
+        "shared": Map(
+            doc="Paths under shared/ linked into every release; they outlive releases.",
+            fields={
+                "dirs": List(item=Str(), doc="Directories, created if missing.", default=[]),
+                "files": List(item=Str(), doc="Files that must already exist in shared/; never overwritten.", default=[]),
+            },
+        ),
+        "templates": List(
+            doc="Jinja2 templates rendered per host into the release.",
+            item=Map(
+                fields={
+                    "src": Str(doc="Path under templates/."),
+                    "dest": Str(doc="Path in the release."),
+                    "mode": Str(doc='File mode as an octal string, e.g. "0600".'),
+                },
+                required=("src", "dest"),
+            ),
+            default=[],
+        ),
+        "hooks": Map(
+            doc="Commands run at fixed points of a deploy or rollback.",
+            fields={phase: List(item=HOOK, default=[]) for phase in HOOK_PHASES},
+        ),
+        "hosts": List(
+            doc="The stage's servers.",
+            item=Map(
+                fields={
+                    "host": Str(doc="Host name or address (an alias from ~/.ssh/config works)."),
+                    "port": Int(minimum=1, maximum=65535, doc="SSH port.", default=22),
+                    "user": Str(doc="SSH user."),
+                    "roles": List(item=Str(), doc="Roles such as web, db.", default=[]),
+                },
+                required=("host",),
+            ),
+            default=[],
+        ),
+        "ssh": Map(
+            doc="How hosts are reached.",
+            fields={
+                "identity_file": Str(doc="Private key file."),
+                "known_hosts": Str(doc="Known-hosts file used to verify host keys.", default="~/.ssh/known_hosts"),
+                "host_key_policy": Enum(choices=("strict", "accept-new"), doc="Unknown keys: refuse, or record. A changed key is always refused.", default="strict"),
+                "connect_timeout": Number(doc="Seconds to wait for a host to answer.", default=10),
+                "command_timeout": Number(doc="Seconds a remote command may stay silent before it is abandoned.", default=300),
+            },
+        ),
+        "vars": AnyMap(doc="Template variables; the stage file's win.", default={}),
+    },
+    required=("application", "deploy_to", "artifact"),
+)

@@ -1,0 +1,40 @@
+"""The one place where argv becomes shell text.
+
+Every value that reaches a remote shell passes through :func:`quote` (via :func:`argv`),
+so builders never hand-quote. Scripts are joined from already-quoted pieces.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Iterable
+
+
+def quote(value: object) -> str:
+    """Quote one value for a POSIX shell."""
+    return shlex.quote(str(value))
+
+
+def argv(*parts: object) -> str:
+    """Render one command from its arguments, each quoted."""
+    return " ".join(quote(p) for p in parts)
+
+
+def and_(*commands: str) -> str:
+    """Join commands so each runs only if the previous succeeded."""
+    return " && ".join(f"{{ {c}; }}" if "\n" in c else c for c in commands if c)
+
+
+def lines(commands: Iterable[str]) -> str:
+    """Join commands as a script, one per line (use with ``set -e`` for fail-fast)."""
+    return "\n".join(c for c in commands if c)
+
+
+def script(*commands: str) -> str:
+    """A fail-fast script: stops at the first failing command with its exit code."""
+    return lines(("set -e", *commands))
+
+
+def env_prefix(env: dict[str, str]) -> str:
+    """``export`` statements for an environment, values quoted."""
+    return lines(f"export {name}={quote(value)}" for name, value in env.items())

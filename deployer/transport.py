@@ -1,0 +1,272 @@
+"""The effects layer: run a script on a host, over SSH or locally. Nothing else does I/O on hosts.
+
+An SSH session holds one connection per host for a whole task; every step is a new
+channel on it (a few milliseconds with ``TCP_NODELAY``), and an upload is one stream
+into ``tar`` on a single channel, never one SFTP call per file.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Protocol
+
+from .config import Config, Host
+from .errors import HostUnreachable, Interrupted
+from .shell import argv
+
+if TYPE_CHECKING:  # paramiko and fabric are imported only when a host is contacted
+    import paramiko
+
+CHUNK = 256 * 1024
+POLL = 0.5  # seconds between checks for Ctrl-C while a remote command runs
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a remote command did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def output_tail(self, lines: int = 5) -> str:
+        """The last lines of stderr (else stdout), joined for a one-line error message."""
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return " | ".join(text[-lines:]) or f"exit code {self.exit_code}"
+
+
+class Session(Protocol):
+    """A connection to one host that runs scripts."""
+
+    host: Host
+    cancel: threading.Event
+
+    def run(self, script: str, stdin: bytes | None = None) -> Result: ...
+
+    def stream(self, script: str, chunks: Iterable[bytes]) -> Result: ...
+
+    def close(self) -> None: ...
+
+
+class LocalSession:
+    """Runs scripts with /bin/sh on this machine (``transport: local``)."""
+
+    def __init__(self, host: Host, timeout: float) -> None:
+        self.host = host
+        self.timeout = timeout
+        self.cancel = threading.Event()
+
+    def run(self, script: str, stdin: bytes | None = None) -> Result:
+        try:
+            proc = subprocess.run(
+                ["/bin/sh", "-c", script], input=stdin or b"", capture_output=True, timeout=self.timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise HostUnreachable(f"host {self.host.name}: command ran past {self.timeout:g}s (ssh.command_timeout)") from None
+        return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+
+    def stream(self, script: str, chunks: Iterable[bytes]) -> Result:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert proc.stdin is not None
+        try:
+            for chunk in chunks:
+                if self.cancel.is_set():
+                    proc.kill()
+                    proc.wait()
+                    raise Interrupted("interrupted during upload")
+                proc.stdin.write(chunk)
+        except BrokenPipeError:
+            pass  # tar stopped reading: its exit code and stderr say why
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        out, err = proc.communicate(timeout=self.timeout)
+        return Result(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def close(self) -> None:
+        pass
+
+
+class SshSession:
+    """One SSH connection to a host, reused for every step of a task."""
+
+    def __init__(self, host: Host, connection, timeout: float) -> None:
+        self.host = host
+        self.connection = connection
+        self.timeout = timeout
+        self.cancel = threading.Event()
+
+    @property
+    def transport(self) -> "paramiko.Transport":
+        return self.connection.transport
+
+    def _lost(self, during: str) -> HostUnreachable:
+        return HostUnreachable(f"host {self.host.name}: connection lost {during}")
+
+    def _open(self, script: str):
+        try:
+            channel = self.transport.open_session(timeout=self.timeout)
+            channel.settimeout(self.timeout)
+            channel.exec_command(argv("sh", "-c", script))
+        except Exception as exc:  # paramiko raises several kinds here; all mean the same
+            raise HostUnreachable(f"host {self.host.name}: connection lost ({exc or type(exc).__name__})") from None
+        return channel
+
+    def _collect(self, channel) -> Result:
+        """Drain stdout and stderr together (so neither can fill its window and stall the
+        other) until the command exits; silence longer than the timeout abandons it."""
+        out, err = bytearray(), bytearray()
+        quiet_since = time.monotonic()
+        while True:
+            while channel.recv_ready():
+                out += channel.recv(CHUNK)
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(CHUNK)
+            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+            if not self.transport.is_active() or (channel.closed and not channel.exit_status_ready()):
+                raise self._lost("while a command ran")
+            readable, _, _ = select.select([channel], [], [], POLL)
+            if readable:
+                quiet_since = time.monotonic()
+            elif self.cancel.is_set():
+                channel.close()
+                raise Interrupted("interrupted")
+            elif time.monotonic() - quiet_since > self.timeout:
+                channel.close()
+                raise HostUnreachable(f"host {self.host.name}: no answer for {self.timeout:g}s (ssh.command_timeout)")
+        code = channel.recv_exit_status()
+        channel.close()
+        return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def run(self, script: str, stdin: bytes | None = None) -> Result:
+        return self.stream(script, [stdin] if stdin else [])
+
+    def stream(self, script: str, chunks: Iterable[bytes]) -> Result:
+        channel = self._open(script)
+        try:
+            for chunk in chunks:
+                if self.cancel.is_set():
+                    channel.close()
+                    raise Interrupted("interrupted during upload")
+                channel.sendall(chunk)
+            channel.shutdown_write()
+        except socket.timeout:
+            channel.close()
+            raise HostUnreachable(f"host {self.host.name}: upload stalled for {self.timeout:g}s (ssh.command_timeout)") from None
+        except (OSError, EOFError):
+            if not self.transport.is_active():
+                raise self._lost("during upload") from None
+            # The remote command stopped reading; its exit code and stderr tell why.
+        return self._collect(channel)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    """How OpenSSH names a host in known_hosts."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+def _host_key_policy(known_hosts: Path, policy: str):
+    import paramiko
+
+    class Policy(paramiko.MissingHostKeyPolicy):
+        """strict refuses unknown keys; accept-new records them. A changed key never gets
+        here: paramiko raises BadHostKeyException before asking any policy."""
+
+        def missing_host_key(self, client, hostname, key):
+            if policy != "accept-new":
+                raise HostUnreachable(
+                    f"host {hostname}: unknown host key {key.get_name()} {key.fingerprint} "
+                    f"(not in {known_hosts}, ssh.host_key_policy is strict); verify it and add it to {known_hosts}"
+                )
+            with _KNOWN_HOSTS_LOCK:
+                known_hosts.parent.mkdir(parents=True, exist_ok=True)
+                with known_hosts.open("a", encoding="ascii") as fh:
+                    fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+                os.chmod(known_hosts, 0o600)
+
+    return Policy()
+
+
+def connect(config: Config, host: Host) -> SshSession:
+    """Open one verified SSH connection to ``host``. Raises HostUnreachable naming it."""
+    import paramiko
+    from fabric import Connection
+
+    opts = config.ssh
+    known_hosts = Path(os.path.expanduser(opts.known_hosts))
+    connect_kwargs: dict = {
+        "banner_timeout": opts.connect_timeout,
+        "auth_timeout": opts.connect_timeout,
+        "channel_timeout": opts.connect_timeout,
+    }
+    if opts.identity_file:
+        connect_kwargs["key_filename"] = [os.path.expanduser(opts.identity_file)]
+    conn = Connection(
+        host.host,
+        user=host.user,
+        port=host.port,
+        connect_timeout=max(1, int(opts.connect_timeout)),
+        connect_kwargs=connect_kwargs,
+    )
+    client = conn.client
+    # Only the configured known_hosts file decides, read-only; Fabric's AutoAddPolicy is replaced.
+    client._system_host_keys = paramiko.HostKeys()
+    if known_hosts.is_file():
+        try:
+            client.load_system_host_keys(str(known_hosts))
+        except (OSError, paramiko.SSHException) as exc:
+            raise HostUnreachable(f"ssh.known_hosts: cannot read {known_hosts}: {exc}") from None
+    client.set_missing_host_key_policy(_host_key_policy(known_hosts, opts.host_key_policy))
+    name = host.name
+    try:
+        conn.open()
+    except HostUnreachable:
+        raise
+    except paramiko.BadHostKeyException as exc:
+        raise HostUnreachable(
+            f"host {name}: host key CHANGED: expected {exc.expected_key.fingerprint}, offered "
+            f"{exc.key.fingerprint} (per {known_hosts}); refusing, this may be a man-in-the-middle. "
+            f"If the change is legitimate: ssh-keygen -R '{known_hosts_name(host.host, host.port)}' -f {known_hosts}"
+        ) from None
+    except paramiko.AuthenticationException as exc:
+        raise HostUnreachable(f"host {name}: authentication failed for user {conn.user!r} ({exc})") from None
+    except (socket.timeout, TimeoutError):
+        raise HostUnreachable(f"host {name}: no answer within {opts.connect_timeout:g}s (ssh.connect_timeout)") from None
+    except (OSError, paramiko.SSHException, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise HostUnreachable(f"host {name}: cannot connect ({reason})") from None
+    sock = conn.transport.sock
+    if isinstance(sock, socket.socket):
+        # Without this each small command waits on Nagle + delayed ACK (~40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.transport.set_keepalive(15)
+    return SshSession(host, conn, opts.command_timeout)
+
+
+def open_session(config: Config, host: Host) -> Session:
+    """A session for ``host`` with the stage's transport."""
+    if config.transport == "local":
+        return LocalSession(host, config.ssh.command_timeout)
+    return connect(config, host)
