@@ -41,6 +41,8 @@ def rollback_candidates(events: list[releaselog.Event], current: int | None) -> 
         seen.add(number)
         if number == current or status.get(number) in releaselog.BAD_STATUSES:
             continue
+        if current is not None and number > current:
+            continue  # rolling back never moves forward
         order.append(number)
     return order
 

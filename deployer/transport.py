@@ -90,11 +90,6 @@ class LocalSession:
                 proc.stdin.write(chunk)
         except BrokenPipeError:
             pass  # tar stopped reading: its exit code and stderr say why
-        finally:
-            try:
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
         out, err = proc.communicate(timeout=self.timeout)
         return Result(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 

@@ -1,0 +1,363 @@
+"""Deploy and rollback: the recipes that change what ``current`` points to.
+
+A deploy goes: check artifact and templates locally, connect, lock, probe, upload and
+prepare the release everywhere, run before_switch hooks, switch everywhere, run
+after_switch hooks, log, clean up, unlock. Any failure before the switch removes the new
+release everywhere; any failure at or after it switches every host back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets as token_source
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Sequence
+
+from . import artifact as artifacts
+from . import commands, plan, releaselog, templates
+from .config import Config, Hook
+from .errors import DeployerError, DeployFailed, HookFailed, Interrupted
+from .facts import HostFacts
+from .fleet import Fleet, SessionOpener, checked, raise_first, whoami
+from .output import Reporter, human_bytes
+from .transport import Session, open_session
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def local_revision(config: Config) -> str | None:
+    """The project's git commit (with ``-dirty``), recorded with each release."""
+    try:
+        proc = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=config.root, capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+@dataclass
+class HostReport:
+    """One row of the final summary."""
+
+    host: str
+    release: int | None
+    previous: int | None
+    status: str
+    seconds: float = 0.0
+
+
+@dataclass
+class Summary:
+    command: str
+    stage: str
+    release: int | None
+    rows: list[HostReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class EventLog:
+    """Builds events for one operation (one id) and appends them on hosts."""
+
+    def __init__(self, fleet: Fleet, event: str, sha256: str | None = None, revision: str | None = None) -> None:
+        self.fleet = fleet
+        self.event = event
+        self.id = uuid.uuid4().hex[:16]
+        self.sha256 = sha256
+        self.revision = revision
+        self.written: list[releaselog.Event] = []
+
+    def make(self, release: int | None, status: str | None, **fields) -> releaselog.Event:
+        return releaselog.Event(
+            id=self.id, event=fields.pop("event", self.event), at=now_iso(), by=whoami(),
+            stage=self.fleet.config.stage, release=release, status=status,
+            sha256=fields.pop("sha256", self.sha256), revision=fields.pop("revision", self.revision), **fields,
+        )
+
+    def append(self, *events: releaselog.Event, names: Sequence[str] | None = None, strict: bool = True) -> None:
+        """Write events on hosts. ``strict=False`` is for paths that are already failing."""
+        script = commands.append_log(self.fleet.layout, [e.to_json() for e in events])
+        outcomes = self.fleet.each(lambda s: checked(s, script, "write release log"), names)
+        self.written.extend(events)
+        failed = [o for o in outcomes if not o.ok]
+        if failed and strict:
+            raise_first(failed, DeployFailed)
+
+
+def hook_env(config: Config, command: str, release: int, previous: int | None) -> dict[str, str]:
+    from .layout import Layout
+
+    return {
+        "DEPLOYER_COMMAND": command,
+        "DEPLOYER_STAGE": config.stage,
+        "DEPLOYER_APPLICATION": config.application,
+        "DEPLOYER_RELEASE": str(release),
+        "DEPLOYER_RELEASE_PATH": Layout(config.deploy_to).release(release),
+        "DEPLOYER_PREVIOUS_RELEASE": "" if previous is None else str(previous),
+        "DEPLOYER_DEPLOY_TO": config.deploy_to,
+    }
+
+
+def run_hooks(
+    fleet: Fleet, phase: str, command: str, release: int, previous: dict[str, int | None],
+    names: Sequence[str] | None = None,
+) -> None:
+    """Run a phase's hooks in order, each on its hosts in parallel; the first failure raises
+    HookFailed with the hook's command, host and output."""
+    config = fleet.config
+    allowed = set(fleet.names if names is None else names)
+    directory = fleet.layout.release(release)
+    for hook in config.hooks.get(phase, ()):
+        targets = [h.name for h in plan.hook_hosts(hook, [fleet.host(n) for n in fleet.names]) if h.name in allowed]
+        if not targets:
+            continue
+
+        def step(session: Session, hook: Hook = hook):
+            env = hook_env(config, command, release, previous.get(session.host.name))
+            return session.run(commands.run_hook(directory, hook.command, env))
+
+        outcomes = fleet.each(step, targets)
+        for outcome in outcomes:
+            if outcome.ok and outcome.value.ok:
+                fleet.reporter.step(outcome.name, phase, f"ok: {hook.command}", outcome.seconds)
+        for outcome in outcomes:
+            if not outcome.ok:
+                raise_first([outcome], HookFailed)
+            if not outcome.value.ok:
+                raise HookFailed(
+                    f"host {outcome.name}: {phase} hook `{hook.command}` exited {outcome.value.exit_code}: "
+                    f"{outcome.value.output_tail()}"
+                )
+
+
+def switch_all(fleet: Fleet, targets: dict[str, int], step: str) -> list[str]:
+    """Switch ``current`` on each named host; on any failure switch the others back and raise.
+
+    Returns the hosts switched."""
+    token_for = {name: f"{token_source.token_hex(6)}" for name in targets}
+    outcomes = fleet.each(
+        lambda s: checked(s, commands.switch(fleet.layout, targets[s.host.name], token_for[s.host.name]), step),
+        list(targets),
+    )
+    for outcome in outcomes:
+        if outcome.ok:
+            fleet.reporter.step(outcome.name, step, f"current -> releases/{targets[outcome.name]}", outcome.seconds)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise SwitchFailed([o.name for o in outcomes if o.ok], failed)
+    return list(targets)
+
+
+class SwitchFailed(Exception):
+    def __init__(self, switched: list[str], failed) -> None:
+        super().__init__("switch failed")
+        self.switched = switched
+        self.failed = failed
+
+
+def restore(fleet: Fleet, previous: dict[str, int | None], names: Sequence[str], from_release: int) -> list[str]:
+    """Put ``current`` back to each host's previous release (or remove it after a first
+    deploy). Returns the hosts where that was impossible."""
+    def step(session: Session):
+        before = previous.get(session.host.name)
+        if before is None:
+            return checked(session, commands.unswitch(fleet.layout, from_release), "switch back")
+        return checked(session, commands.switch(fleet.layout, before, token_source.token_hex(6)), "switch back")
+
+    outcomes = fleet.each(step, names)
+    for outcome in outcomes:
+        before = previous.get(outcome.name)
+        label = f"current -> releases/{before}" if before is not None else "current removed"
+        fleet.reporter.step(outcome.name, "switch back", label if outcome.ok else f"FAILED: {outcome.reason()}", outcome.seconds)
+    return [o.name for o in outcomes if not o.ok]
+
+
+class DeployRun:
+    """One deploy of one artifact to a connected, locked fleet."""
+
+    def __init__(self, fleet: Fleet, art: artifacts.Artifact, secrets: templates.Secrets, command: str = "deploy") -> None:
+        self.fleet = fleet
+        self.config = fleet.config
+        self.art = art
+        self.secrets = secrets
+        self.command = command
+        self.reporter = fleet.reporter
+        self.log = EventLog(fleet, command, sha256=art.sha256, revision=local_revision(self.config))
+        self.switched: list[str] = []
+        self.staged = False
+
+    def execute(self, facts: dict[str, HostFacts]) -> Summary:
+        start = time.monotonic()
+        self.previous = {name: f.current for name, f in facts.items()}
+        self.number = plan.next_release(facts)
+        self.reporter.line(
+            f"{self.command} {self.config.application} to {self.config.stage}: release {self.number} on "
+            f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} sha256 {self.art.sha256[:12]}"
+        )
+        try:
+            self.upload()
+            run_hooks(self.fleet, "before_switch", self.command, self.number, self.previous)
+            self.switch()
+            run_hooks(self.fleet, "after_switch", self.command, self.number, self.previous)
+        except (DeployerError, KeyboardInterrupt, SwitchFailed) as exc:
+            self.fleet.cancel.clear()
+            raise self.undo(exc) from None
+        self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._previous_value()))
+        cleanup_after(self.fleet, self.log.written)
+        rows = [HostReport(n, self.number, self.previous[n], "active") for n in self.fleet.names]
+        return Summary(self.command, self.config.stage, self.number, rows, time.monotonic() - start)
+
+    def _previous_value(self) -> int | None:
+        values = {v for v in self.previous.values() if v is not None}
+        return max(values) if values else None
+
+    def upload(self) -> None:
+        layout, number = self.fleet.layout, self.number
+        metadata = json.dumps(
+            {"release": number, "sha256": self.art.sha256, "deployed_at": now_iso(), "deployed_by": whoami(),
+             "revision": self.log.revision, "stage": self.config.stage, "application": self.config.application},
+            sort_keys=True,
+        )
+        with_templates = bool(self.config.templates)
+
+        def step(session: Session):
+            result = session.stream(commands.unpack(layout, number, self.art.gzip), self.art.chunks())
+            if not result.ok:
+                raise DeployFailed(f"host {session.host.name}: upload/unpack of release {number} failed: {result.output_tail()}")
+            rendered = templates.render_host(self.config, session.host, number, self.secrets)
+            script = commands.finish_release(
+                layout, number, self.config.shared_dirs, self.config.shared_files, metadata, with_templates
+            )
+            return checked(session, script, "prepare release", templates.to_tar(rendered) if with_templates else None)
+
+        self.staged = True
+        outcomes = self.fleet.each(step)
+        for outcome in outcomes:
+            result = "ok" if outcome.ok else f"FAILED: {outcome.reason()}"
+            self.reporter.step(outcome.name, "upload+prepare", result, outcome.seconds)
+        failed = [o for o in outcomes if not o.ok]
+        if failed:
+            raise_first(failed, DeployFailed)
+        self.log.append(self.log.make(number, releaselog.STAGED))
+
+    def switch(self) -> None:
+        try:
+            self.switched = switch_all(self.fleet, {n: self.number for n in self.fleet.names}, "switch")
+        except SwitchFailed as exc:
+            self.switched = exc.switched
+            raise
+
+    def undo(self, exc: BaseException) -> DeployerError:
+        """Leave the hosts as they were: switch back, run after_rollback, remove or mark the
+        release. Returns the error to raise, its message saying what was done."""
+        if isinstance(exc, SwitchFailed):
+            first = exc.failed[0]
+            error: DeployerError = DeployFailed(f"host {first.name}: switch failed: {first.reason()}")
+        elif isinstance(exc, KeyboardInterrupt):
+            error = Interrupted("interrupted")
+        else:
+            error = exc  # type: ignore[assignment]
+        notes = []
+        stuck: list[str] = []
+        if self.switched:
+            stuck = restore(self.fleet, self.previous, self.switched, self.number)
+            with contextlib.suppress(DeployerError):
+                run_hooks(self.fleet, "after_rollback", self.command, self._previous_value() or self.number, self.previous,
+                          [n for n in self.switched if n not in stuck and self.previous.get(n) is not None])
+            notes.append("every host was switched back" if not stuck else f"could NOT switch back: {', '.join(stuck)}")
+        if self.staged:
+            if not self.switched:
+                script = commands.remove_releases(self.fleet.layout, [self.number])
+                self.fleet.each(lambda s: s.run(script))
+                notes.append(f"release {self.number} removed, current unchanged")
+            with contextlib.suppress(DeployerError):
+                self.log.append(
+                    self.log.make(self.number, releaselog.FAILED, detail=self.secrets.mask(error.message)[:500]),
+                    strict=False,
+                )
+        message = self.secrets.mask(error.message)
+        if notes:
+            message += " (" + "; ".join(notes) + ")"
+        return type(error)(message)
+
+
+def cleanup_after(fleet: Fleet, written: list[releaselog.Event]) -> dict[str, list[int]]:
+    """Remove releases beyond ``keep_releases`` on each host, never current or the rollback
+    target, and leftover temporary links; logs what was removed."""
+    facts = fleet.probe()
+    events = plan.merged_log(facts)
+    statuses = releaselog.statuses(events)
+    current = plan.current_release(facts)
+    protected = set(plan.rollback_candidates(events, current)[:1])
+    victims = {
+        name: plan.cleanup_victims(f, fleet.config.keep_releases, protected, statuses) for name, f in facts.items()
+    }
+    def step(session: Session):
+        name = session.host.name
+        script = commands.remove_releases(fleet.layout, victims[name]) + " && " + commands.remove_tmp_links(
+            fleet.layout, facts[name].tmp_links
+        )
+        return checked(session, script, "cleanup")
+
+    todo = [n for n in fleet.names if victims[n] or facts[n].tmp_links]
+    outcomes = fleet.each(step, todo)
+    for outcome in outcomes:
+        removed = ", ".join(map(str, victims[outcome.name])) or "none"
+        fleet.reporter.step(outcome.name, "cleanup", f"removed releases: {removed}" if outcome.ok else f"FAILED: {outcome.reason()}", outcome.seconds)
+    removed_any = sorted({n for v in victims.values() for n in v})
+    if removed_any:
+        log = EventLog(fleet, "cleanup")
+        log.append(log.make(None, None, detail="removed " + ",".join(map(str, removed_any))), strict=False)
+    return victims
+
+
+def deploy(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> Summary:
+    """Deploy the configured artifact to every host of the stage."""
+    art = artifacts.prepare(config)
+    try:
+        secrets = reporter.secrets
+        for host in config.hosts:  # render once up front: a template error touches no host
+            templates.render_host(config, host, 0, secrets)
+        with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("deploy"):
+            return DeployRun(fleet, art, secrets).execute(fleet.probe())
+    finally:
+        art.discard()
+
+
+def rollback(config: Config, reporter: Reporter, to: int | None = None, opener: SessionOpener = open_session) -> Summary:
+    """Switch every host back to the previous good release (or ``to``), no upload."""
+    start = time.monotonic()
+    with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("rollback"):
+        facts = fleet.probe()
+        target = plan.choose_rollback(facts, to)
+        previous = {name: f.current for name, f in facts.items()}
+        reporter.line(f"rollback {config.application} on {config.stage} to release {target}")
+        todo = {name: target for name in fleet.names if previous[name] != target}
+        try:
+            switch_all(fleet, todo, "switch")
+        except SwitchFailed as exc:
+            stuck = restore(fleet, previous, exc.switched, target)
+            first = exc.failed[0]
+            note = "every host was switched back" if not stuck else f"could NOT switch back: {', '.join(stuck)}"
+            raise DeployFailed(f"host {first.name}: rollback switch failed: {first.reason()} ({note})") from None
+        except KeyboardInterrupt:
+            fleet.cancel.clear()
+            restore(fleet, previous, list(todo), target)
+            raise Interrupted("interrupted; hosts switched back to where they were") from None
+        log = EventLog(fleet, "rollback")
+        sha = {e.release: e.sha256 for e in plan.merged_log(facts) if e.release is not None and e.sha256}
+        events = [log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))]
+        for old in sorted({p for p in previous.values() if p is not None and p != target}):
+            events.append(log.make(old, releaselog.ROLLED_BACK))
+        log.append(*events)
+        run_hooks(fleet, "after_rollback", "rollback", target, previous)
+        rows = [HostReport(n, target, previous[n], "active") for n in fleet.names]
+        return Summary("rollback", config.stage, target, rows, time.monotonic() - start)

@@ -1,0 +1,164 @@
+"""A stage's hosts, connected: run a step everywhere, probe facts, hold the stage lock.
+
+This is where per-host results become domain errors that name the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import secrets as token_source
+import socket
+import threading
+import time
+from typing import Callable, Iterator, Sequence, TypeVar
+
+from . import commands
+from .config import Config, Host
+from .errors import DeployerError, DeployFailed, HostUnreachable, LockHeld
+from .facts import HostFacts, parse_lock_info, parse_probe, probe_command
+from .layout import Layout
+from .output import Reporter
+from .runner import Outcome, each
+from .transport import Result, Session, open_session
+
+T = TypeVar("T")
+SessionOpener = Callable[[Config, Host], Session]
+
+
+def whoami() -> str:
+    """Who deploys: ``DEPLOYER_USER`` if set, else user@machine."""
+    return os.environ.get("DEPLOYER_USER") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def describe_lock(info: dict, now: float | None = None) -> str:
+    """``alice@laptop (pid 42, deploy) for 3m12s``."""
+    since = info.get("since")
+    age = ""
+    if isinstance(since, (int, float)):
+        seconds = int((now or time.time()) - since)
+        age = f" for {seconds // 60}m{seconds % 60:02d}s"
+    extra = ", ".join(str(x) for x in (f"pid {info['pid']}" if "pid" in info else None, info.get("command")) if x)
+    return f"{info.get('holder', 'unknown')}{f' ({extra})' if extra else ''}{age}"
+
+
+class Fleet:
+    """Open sessions to every host of a stage, for the length of one task."""
+
+    def __init__(self, config: Config, sessions: dict[str, Session], reporter: Reporter) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.reporter = reporter
+        self.layout = Layout(config.deploy_to)
+        self.cancel = threading.Event()
+        for session in sessions.values():
+            session.cancel = self.cancel
+
+    @classmethod
+    @contextlib.contextmanager
+    def connect(
+        cls, config: Config, reporter: Reporter, hosts: Sequence[Host] | None = None,
+        opener: SessionOpener = open_session, allow_missing: bool = False,
+    ) -> Iterator["Fleet"]:
+        """Connect to every host in parallel; if any fails (and ``allow_missing`` is off),
+        close the rest and raise one error naming every unreachable host."""
+        hosts = list(hosts or config.hosts)
+        cancel = threading.Event()
+        outcomes = each(((h.name, h) for h in hosts), lambda h: opener(config, h), config.parallel, cancel)
+        sessions = {o.name: o.value for o in outcomes if o.ok}
+        failed = [o for o in outcomes if not o.ok]
+        if failed and not allow_missing:
+            for session in sessions.values():
+                session.close()
+            raise_first(failed, HostUnreachable)
+        fleet = cls(config, sessions, reporter)
+        fleet.unreachable = {o.name: o.reason() for o in failed}
+        try:
+            yield fleet
+        finally:
+            for session in sessions.values():
+                with contextlib.suppress(Exception):
+                    session.close()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.sessions)
+
+    def host(self, name: str) -> Host:
+        return self.sessions[name].host
+
+    def each(self, step: Callable[[Session], T], names: Sequence[str] | None = None) -> list[Outcome[T]]:
+        """Run ``step`` on the named hosts (default: all), in parallel."""
+        chosen = self.names if names is None else list(names)
+        return each(((n, self.sessions[n]) for n in chosen), step, self.config.parallel, self.cancel)
+
+    def run_everywhere(self, script_for: Callable[[str], str], what: str, names: Sequence[str] | None = None) -> dict[str, Result]:
+        """Run a per-host script; any failure raises DeployFailed naming host and output."""
+        outcomes = self.each(lambda s: checked(s, script_for(s.host.name), what), names)
+        failed = [o for o in outcomes if not o.ok]
+        if failed:
+            raise_first(failed, DeployFailed)
+        return {o.name: o.value for o in outcomes}
+
+    def probe(self) -> dict[str, HostFacts]:
+        script = probe_command(self.layout)
+        results = self.run_everywhere(lambda _: script, "read state")
+        return {name: parse_probe(result.stdout) for name, result in results.items()}
+
+    @contextlib.contextmanager
+    def locked(self, command: str) -> Iterator[None]:
+        """Hold the stage lock on every host; released on every way out, Ctrl-C included."""
+        token = token_source.token_hex(8)
+        info = json.dumps(
+            {"holder": whoami(), "pid": os.getpid(), "since": int(time.time()), "command": command,
+             "stage": self.config.stage, "token": token},
+            sort_keys=True,
+        )
+        script = commands.acquire_lock(self.layout, info)
+        outcomes = self.each(lambda s: s.run(script))
+        taken = [o.name for o in outcomes if o.ok and o.value.ok]
+        problems = [o for o in outcomes if o.name not in taken]
+        if problems:
+            self._release(token, taken)
+            held = [o for o in problems if o.ok and o.value.exit_code == commands.EXIT_LOCK_HELD]
+            if held:
+                first = held[0]
+                raise LockHeld(
+                    f"host {first.name}: deploy lock for stage {self.config.stage} held by "
+                    f"{describe_lock(parse_lock_info(first.value.stdout.strip()))}; "
+                    f"wait, or break a stale lock with: invoke unlock --stage={self.config.stage}"
+                )
+            first = problems[0]
+            if not first.ok:
+                raise_first([first], DeployFailed)
+            raise DeployFailed(f"host {first.name}: cannot take the lock in {self.layout.state}: {first.value.output_tail()}")
+        try:
+            yield
+        finally:
+            self.cancel.clear()
+            self._release(token, taken)
+
+    def _release(self, token: str, names: Sequence[str]) -> None:
+        script = commands.release_lock(self.layout, token)
+        self.each(lambda s: s.run(script), names)
+
+
+def checked(session: Session, script: str, what: str, stdin: bytes | None = None) -> Result:
+    """Run a script; a non-zero exit becomes DeployFailed naming host, step and output."""
+    result = session.run(script, stdin)
+    if not result.ok:
+        raise DeployFailed(f"host {session.host.name}: {what} failed: {result.output_tail()}")
+    return result
+
+
+def raise_first(failed: Sequence[Outcome], default: type[DeployerError]) -> None:
+    """Raise the first failure, mentioning how many other hosts failed too."""
+    first = failed[0]
+    others = f" (and {len(failed) - 1} more host(s): {', '.join(o.name for o in failed[1:])})" if len(failed) > 1 else ""
+    if isinstance(first.error, DeployerError):
+        error = type(first.error)(first.error.message + others)
+    else:
+        error = default(f"host {first.name}: {first.reason()}{others}")
+    raise error

@@ -1,0 +1,44 @@
+"""Shared fixtures: SSH hosts in containers and throwaway projects that deploy to them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from project import Project  # noqa: E402
+from sshd.hosts import build_image, make_keypair, start_hosts  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ssh_image() -> str:
+    return build_image()
+
+
+@pytest.fixture(scope="session")
+def ssh_key(tmp_path_factory) -> Path:
+    return make_keypair(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts(ssh_image, ssh_key):
+    """Three SSH servers shared by the session; tests isolate by deploy_to."""
+    hosts = start_hosts(ssh_image, (ssh_key.parent / "id_ed25519.pub").read_text().strip(), 3)
+    yield hosts
+    for host in hosts:
+        host.stop()
+
+
+@pytest.fixture
+def project(tmp_path, ssh_hosts, ssh_key) -> Project:
+    """A project deploying to the three shared hosts, each test in its own deploy_to."""
+    return Project.create(tmp_path, ssh_hosts, ssh_key)
+
+
+@pytest.fixture
+def local_project(tmp_path) -> Project:
+    """A project using the local transport in a temporary folder."""
+    return Project.create(tmp_path, [], None)
