@@ -1,0 +1,183 @@
+"""Locks, atomic switches, host keys, bad artifacts and bad templates, on real SSH servers."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import threading
+import time
+
+import pytest
+
+from deployer import commands
+from deployer.config import load
+from deployer.errors import ArtifactError, ConfigError, HostUnreachable
+from deployer.layout import Layout
+from deployer.transport import connect
+
+pytestmark = pytest.mark.ssh
+
+
+def test_two_deploys_at_once_exactly_one_wins(project):
+    project.set(hooks={"before_switch": [{"command": "sleep 2"}]})
+    results = []
+
+    def run():
+        results.append(project.invoke("deploy", "--stage=test"))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.returncode for r in results)
+    assert codes == [0, 3], [r.stderr for r in results]
+    loser = next(r for r in results if r.returncode == 3)
+    assert "deploy lock for stage test held by" in loser.stderr
+    assert "Traceback" not in loser.stderr
+    for index in range(3):
+        assert project.current(index) == "releases/1"
+        assert project.release_dirs(index) == [1]
+        assert not project.lock_held(index)
+
+
+def test_stale_lock_blocks_deploy_until_unlock(project):
+    info = json.dumps({"holder": "alice@laptop", "pid": 4242, "since": int(time.time()) - 600, "command": "deploy"})
+    project.sh(1, f"mkdir -p {project.deploy_to}/.deployer/lock && echo '{info}' > {project.deploy_to}/.deployer/lock/info")
+    blocked = project.invoke("deploy", "--stage=test")
+    assert blocked.returncode == 3
+    assert f"host {project.hosts[1].name}: deploy lock" in blocked.stderr
+    assert "alice@laptop (pid 4242, deploy) for 10m" in blocked.stderr
+    for index in range(3):  # nothing created, and the other hosts' locks were given back
+        assert project.release_dirs(index) == []
+        assert not project.lock_held(index) or index == 1
+    unlocked = project.invoke("unlock", "--stage=test")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "alice@laptop" in unlocked.stdout
+    assert not project.lock_held(1)
+    assert project.invoke("deploy", "--stage=test").returncode == 0
+    assert project.current(1) == "releases/1"
+
+
+def test_current_never_missing_or_dangling_during_200_switches(project):
+    project.deploy()
+    project.deploy()
+    d = project.deploy_to
+    reader = subprocess.Popen(
+        ["docker", "exec", "-u", "deploy", project.hosts[0].container_id, "sh", "-c",
+         f"n=0; bad=0; while [ ! -e {d}/stop ]; do "
+         f"if [ ! -f {d}/current/index.html ]; then bad=$((bad+1)); fi; n=$((n+1)); done; echo $n $bad"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    config = load(project.root, "test")
+    session = connect(config, config.hosts[0])
+    layout = Layout(config.deploy_to)
+    try:
+        for i in range(200):
+            result = session.run(commands.switch(layout, 1 + i % 2, f"t{i}"))
+            assert result.ok, result.stderr
+    finally:
+        session.run(f"touch {d}/stop")
+        session.close()
+    reads, bad = map(int, reader.communicate(timeout=60)[0].split())
+    assert reads > 200 and bad == 0
+    assert project.sh(0, f"ls -a {d} | grep -c tmp || true").strip() == "0"
+
+
+def test_unknown_host_key_is_refused_under_strict(project):
+    (project.root / "known_hosts").write_text("")
+    before = [project.snapshot(i) for i in range(3)]
+    result = project.invoke("deploy", "--stage=test")
+    assert result.returncode == 4
+    assert "unknown host key ssh-ed25519 SHA256:" in result.stderr and "strict" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert [project.snapshot(i) for i in range(3)] == before
+
+
+def test_accept_new_records_unknown_keys(project):
+    known = project.root / "known_hosts"
+    known.write_text("")
+    project.set(ssh={"host_key_policy": "accept-new"})
+    project.deploy()
+    recorded = known.read_text()
+    for host in project.hosts:
+        assert host.host_key_line() in recorded
+    project.set(ssh={"host_key_policy": "strict"})
+    project.deploy()  # the recorded keys are now trusted under strict
+
+
+@pytest.mark.parametrize("policy", ["strict", "accept-new"])
+def test_changed_host_key_is_refused_under_every_policy(project, policy):
+    known = project.root / "known_hosts"
+    lines = known.read_text().splitlines()
+    # host 0 claims host 1's key: what a man in the middle would look like
+    lines[0] = lines[0].split()[0] + " " + " ".join(lines[1].split()[1:])
+    known.write_text("\n".join(lines) + "\n")
+    project.set(ssh={"host_key_policy": policy})
+    with pytest.raises(HostUnreachable, match="host key CHANGED: expected SHA256:.*offered SHA256:"):
+        project.deploy()
+    assert known.read_text().splitlines()[0] == lines[0]
+    assert project.release_dirs(1) == []
+
+
+def _write_tar(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, target in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                data = b"x"
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+                info.linkname = target
+                tar.addfile(info)
+
+
+@pytest.mark.parametrize(
+    "member, reason",
+    [
+        (("../x", "file", None), "'..' in path"),
+        (("/etc/x", "file", None), "absolute path"),
+        (("sub/evil", "symlink", "../../etc/passwd"), "symlink pointing outside"),
+        (("abs", "symlink", "/etc/passwd"), "symlink to absolute path"),
+        (("hard", "hardlink", "../../etc/passwd"), "hard link pointing outside"),
+    ],
+)
+def test_unsafe_artifacts_are_refused_before_any_host_changes(project, member, reason):
+    _write_tar(project.root / "bad.tar.gz", [("ok.txt", "file", None), member])
+    project.set(artifact={"path": "bad.tar.gz"})
+    before = [project.snapshot(i) for i in range(3)]
+    logins = [h.logins() for h in project.hosts]
+    with pytest.raises(ArtifactError, match=reason):
+        project.deploy()
+    assert [project.snapshot(i) for i in range(3)] == before
+    assert [h.logins() for h in project.hosts] == logins  # no host was even contacted
+
+
+def test_tarball_artifact_deploys(project):
+    _write_tar(project.root / "good.tar.gz", [("index.html", "file", None), ("link", "symlink", "index.html")])
+    project.set(artifact={"path": "good.tar.gz"})
+    project.deploy()
+    assert project.read(2, "current/link") == "x"
+
+
+def test_missing_template_variable_fails_before_any_host_changes(project):
+    (project.root / "templates" / "app.env.j2").write_text("A=1\nB={{ vars.nope }}\n")
+    logins = [h.logins() for h in project.hosts]
+    with pytest.raises(ConfigError, match=r"templates/app.env.j2: line 2: .*'nope'"):
+        project.deploy()
+    assert [h.logins() for h in project.hosts] == logins
+    assert project.release_dirs(0) == []
+
+
+def test_unreachable_host_fails_before_anything_changes(project, ssh_hosts):
+    project.set(hosts=[{"host": "127.0.0.1", "port": h.port, "user": "deploy"} for h in ssh_hosts] +
+                [{"host": "127.0.0.1", "port": 1, "user": "deploy"}])
+    result = project.invoke("deploy", "--stage=test")
+    assert result.returncode == 4
+    assert "host 127.0.0.1:1: cannot connect" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert all(project.release_dirs(i) == [] for i in range(3))
