@@ -355,7 +355,9 @@ def rollback(config: Config, reporter: Reporter, to: int | None = None, opener: 
         log = EventLog(fleet, "rollback")
         sha = {e.release: e.sha256 for e in plan.merged_log(facts) if e.release is not None and e.sha256}
         events = [log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))]
-        for old in sorted({p for p in previous.values() if p is not None and p != target}):
+        # Only releases newer than the target were rolled back *from*; rolling forward
+        # (--to a newer release) does not make the one we leave bad.
+        for old in sorted({p for p in previous.values() if p is not None and p > target}):
             events.append(log.make(old, releaselog.ROLLED_BACK))
         log.append(*events)
         run_hooks(fleet, "after_rollback", "rollback", target, previous)
