@@ -8,6 +8,7 @@ chunks, never read into memory whole.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -15,7 +16,7 @@ import posixpath
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -24,6 +25,57 @@ from .errors import ArtifactError
 
 CHUNK = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
+MANIFEST_NAME = ".deployer-manifest.gz"
+REMOVED_LIST = ".deployer-removed"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One path of an artifact: kind (f file, d dir, l symlink, h hard link), content
+    digest (sha256 prefix of the bytes, or of the link target), and mode."""
+
+    kind: str
+    digest: str
+    mode: int
+
+
+def clean_name(name: str) -> str:
+    """A member name as a path relative to the release ('' for the root itself)."""
+    return "/".join(p for p in name.split("/") if p not in ("", "."))
+
+
+def format_manifest(manifest: dict[str, Entry]) -> bytes:
+    lines = (f"{e.kind} {e.digest} {e.mode:o} {path}\n" for path, e in sorted(manifest.items()))
+    return "".join(lines).encode("utf-8")
+
+
+def parse_manifest(data: bytes) -> dict[str, Entry]:
+    """Read a stored manifest; lines that do not parse are dropped (they just won't be reused)."""
+    manifest = {}
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[0] in "fdlh" and all(c in "01234567" for c in parts[2]):
+            manifest[parts[3]] = Entry(parts[0], parts[1], int(parts[2], 8))
+    return manifest
+
+
+def diff_manifest(base: dict[str, Entry], new: dict[str, Entry]) -> tuple[set[str], list[str]] | None:
+    """What a release built from ``base`` needs: (paths to send, paths to remove).
+
+    Returns None when a delta is not worth it or not safe: a path changes kind (file to
+    directory...), or hard links are involved (their targets must travel with them).
+    """
+    if any(e.kind == "h" for e in new.values()) or any(e.kind == "h" for e in base.values()):
+        return None
+    send: set[str] = set()
+    for path, entry in new.items():
+        old = base.get(path)
+        if old is not None and old.kind != entry.kind:
+            return None
+        if old != entry:
+            send.add(path)
+    removed = sorted((p for p in base if p not in new), reverse=True)
+    return send, removed
 
 
 @dataclass(frozen=True)
@@ -37,16 +89,24 @@ class Artifact:
     unpacked_size: int
     members: int
     temporary: bool = False
+    manifest: dict[str, "Entry"] = field(default_factory=dict, compare=False, repr=False)
+    has_hardlinks: bool = False
 
-    def chunks(self) -> Iterator[bytes]:
-        with self.path.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                yield chunk
+    def manifest_bytes(self) -> bytes:
+        """The manifest as stored on hosts (gzip), for the next deploy's delta."""
+        return gzip.compress(format_manifest(self.manifest), compresslevel=6, mtime=0)
 
     def discard(self) -> None:
         """Remove the tar packed from a directory artifact."""
         if self.temporary:
             self.path.unlink(missing_ok=True)
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    """A file in chunks, for streaming: memory stays flat whatever the size."""
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
 
 
 class _HashingReader(io.RawIOBase):
@@ -89,6 +149,8 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if name.startswith("/"):
         return "absolute path"
+    if "\n" in name or "\r" in name:
+        return "newline in path"
     if ".." in parts:
         return "'..' in path"
     if member.isdev():
@@ -116,6 +178,7 @@ def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
         raw.seek(0)
         reader = _HashingReader(raw)
         unpacked = members = 0
+        manifest: dict[str, Entry] = {}
         try:
             with tarfile.open(fileobj=io.BufferedReader(reader, CHUNK), mode="r|*") as tar:
                 for member in tar:
@@ -128,12 +191,58 @@ def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
                         raise ArtifactError(
                             f"{label}: refused: expands past artifact.max_unpacked_size ({max_unpacked} bytes)"
                         )
+                    name = clean_name(member.name)
+                    if name:
+                        manifest[name] = _entry(tar, member)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise ArtifactError(f"{label}: not a readable tar archive ({exc})") from None
         reader.drain()
     if members == 0:
         raise ArtifactError(f"{label}: the archive is empty")
-    return Artifact(path, is_gzip, reader.digest.hexdigest(), reader.count, unpacked, members)
+    return Artifact(
+        path, is_gzip, reader.digest.hexdigest(), reader.count, unpacked, members,
+        manifest=manifest, has_hardlinks=any(e.kind == "h" for e in manifest.values()),
+    )
+
+
+def _entry(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Entry:
+    """Hash a member's content as it streams past (the archive is read once)."""
+    mode = member.mode & 0o7777
+    if member.isdir():
+        return Entry("d", "-", mode)
+    if member.issym() or member.islnk():
+        kind = "l" if member.issym() else "h"
+        return Entry(kind, hashlib.sha256(member.linkname.encode()).hexdigest()[:32], mode)
+    digest = hashlib.sha256()
+    handle = tar.extractfile(member)
+    if handle is not None:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return Entry("f", digest.hexdigest()[:32], mode)
+
+
+def write_delta(art: Artifact, send: set[str], removed: list[str]) -> Path:
+    """A gzipped tar of only the members in ``send``, plus the list of paths to remove, in
+    a temp file (streamed from the artifact, never held in memory). Always gzipped (level
+    1): cheap, and it squeezes out tar's padding, which dominates small deltas."""
+    handle = tempfile.NamedTemporaryFile(prefix="deployer-delta-", suffix=".tar", delete=False)
+    try:
+        with handle, art.path.open("rb") as source:
+            sink = gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=1, mtime=0)
+            with sink, tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as out:
+                listing = ("\0".join(removed)).encode("utf-8")
+                info = tarfile.TarInfo(REMOVED_LIST)
+                info.size, info.mode = len(listing), 0o600
+                out.addfile(info, io.BytesIO(listing))
+                with tarfile.open(fileobj=source, mode="r|*") as tar:
+                    for member in tar:
+                        if clean_name(member.name) in send:
+                            data = tar.extractfile(member) if member.isfile() else None
+                            out.addfile(member, data)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
+    return Path(handle.name)
 
 
 def pack_directory(directory: Path, destination: BinaryIO) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Iterable
 
+from .artifact import MANIFEST_NAME, REMOVED_LIST
 from .layout import TMP_LINK_PREFIX, Layout, current_target, shared_link_target
 from .shell import argv, env_prefix, quote, script
 
@@ -50,21 +51,63 @@ def break_lock(layout: Layout) -> str:
     )
 
 
-def unpack(layout: Layout, number: int, gzip: bool) -> str:
-    """Create ``releases/N`` and unpack the tar stream arriving on stdin into it.
-
-    ``mkdir`` without ``-p`` refuses to reuse an existing release; on any failure the
-    half-unpacked directory is removed so no partial release is left behind.
-    """
+def _new_release(layout: Layout, number: int) -> list[str]:
+    """Create ``releases/N``; plain ``mkdir`` refuses to reuse an existing release."""
     release = quote(layout.release(number))
-    flags = "-xzf" if gzip else "-xf"
-    return script(
+    return [
         "umask 022",
         argv("mkdir", "-p", layout.releases),
         f"mkdir {release} 2>/dev/null || {{ echo 'release directory exists already' >&2; exit {EXIT_RELEASE_EXISTS}; }}",
-        f"tar {flags} - -C {release} --no-same-owner --no-overwrite-dir || "
-        f"{{ rc=$?; rm -rf -- {release}; exit $rc; }}",
+    ]
+
+
+def _or_remove(layout: Layout, number: int, command: str) -> str:
+    """Run ``command``; if it fails, remove the half-built release, report free space, and
+    exit with its code, so no partial release is ever left behind."""
+    release = quote(layout.release(number))
+    free = f"df -Pk {quote(layout.releases)} | awk 'NR==2 {{print $4}}'"
+    return (
+        f"{command} || {{ rc=$?; rm -rf -- {release}; "
+        f"echo \"free space under {layout.releases}: $({free}) KB\" >&2; exit $rc; }}"
     )
+
+
+def unpack(layout: Layout, number: int, gzip: bool) -> str:
+    """Create ``releases/N`` and unpack the whole artifact, arriving as a tar on stdin."""
+    flags = "-xzf" if gzip else "-xf"
+    release = quote(layout.release(number))
+    return script(
+        *_new_release(layout, number),
+        _or_remove(layout, number, f"tar {flags} - -C {release} --no-same-owner --no-overwrite-dir"),
+    )
+
+
+def clone_release(layout: Layout, base: int, number: int, delta: bool) -> str:
+    """Create ``releases/N`` as hard links to release ``base`` (no bytes travel), then, if
+    a ``delta`` arrives on stdin (a gzipped tar), unpack the changed files over it
+    and delete the paths it lists. GNU tar unlinks a file before writing it, so the base
+    release's files are never modified through the shared links."""
+    release = quote(layout.release(number))
+    steps = [
+        *_new_release(layout, number),
+        _or_remove(layout, number, f"cp -al {quote(layout.release(base) + '/.')} {release}/"),
+        argv("rm", "-f", "--", layout.metadata(number)),
+    ]
+    if delta:
+        flags = "-xzf"
+        removed = quote(str(PurePosixPath(layout.release(number), REMOVED_LIST)))
+        steps += [
+            argv("rm", "-f", "--", str(PurePosixPath(layout.release(number), MANIFEST_NAME))),
+            _or_remove(layout, number, f"tar {flags} - -C {release} --no-same-owner"),
+            _or_remove(layout, number, f"(cd {release} && xargs -0 -r rm -rf -- < {removed})"),
+            argv("rm", "-f", "--", str(PurePosixPath(layout.release(number), REMOVED_LIST))),
+        ]
+    return script(*steps)
+
+
+def read_base64(path: str) -> str:
+    """Print a (binary) file base64-encoded, or nothing if it is missing."""
+    return f"base64 < {quote(path)} 2>/dev/null || true"
 
 
 def link_shared(layout: Layout, number: int, dirs: Iterable[str], files: Iterable[str]) -> list[str]:
@@ -92,17 +135,20 @@ def finish_release(
     shared_dirs: Iterable[str],
     shared_files: Iterable[str],
     metadata_json: str,
-    with_templates: bool,
+    with_files: bool,
 ) -> str:
-    """Link shared paths, unpack rendered templates from stdin, write the release metadata.
+    """Link shared paths, unpack per-release files (rendered templates, the manifest) from
+    stdin, write the release metadata.
 
     Templates arrive as a small tar on stdin and are unpacked under ``umask 077`` so a
     file meant to be 0600 never exists with a wider mode, not even for a moment.
     """
     release = layout.release(number)
     steps = ["umask 022", *link_shared(layout, number, shared_dirs, shared_files)]
-    if with_templates:
+    if with_files:
         steps.append(f"(umask 077 && tar -xpf - -C {quote(release)} --no-same-owner --no-overwrite-dir)")
+    # rm first: in a hard-linked release, writing in place would change the base release too.
+    steps.append(argv("rm", "-f", "--", layout.metadata(number)))
     steps.append(f"printf '%s\\n' {quote(metadata_json)} > {quote(layout.metadata(number))}")
     return script(*steps)
 
@@ -156,5 +202,3 @@ def run_hook(directory: str, command: str, env: dict[str, str]) -> str:
     return script(argv("cd", directory), env_prefix(env), argv("exec", "sh", "-c", command))
 
 
-def read_file(path: str) -> str:
-    return f"cat {quote(path)} 2>/dev/null || true"

@@ -72,6 +72,7 @@ class Config:
     artifact_path: Path
     artifact_build: str | None
     max_unpacked_size: int
+    delta: bool
     shared_dirs: tuple[str, ...]
     shared_files: tuple[str, ...]
     templates: tuple[Template, ...]
@@ -287,6 +288,7 @@ def load(root: Path, stage: str) -> Config:
         artifact_path=(root / artifact["path"]),
         artifact_build=artifact.get("build"),
         max_unpacked_size=artifact.get("max_unpacked_size", _default(["artifact", "max_unpacked_size"])),
+        delta=artifact.get("delta", _default(["artifact", "delta"])),
         shared_dirs=tuple(_get(raw, "shared", "dirs")),
         shared_files=tuple(_get(raw, "shared", "files")),
         templates=tuple(templates),

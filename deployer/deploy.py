@@ -26,6 +26,8 @@ from .facts import HostFacts
 from .fleet import Fleet, SessionOpener, checked, raise_first, whoami
 from .output import Reporter, human_bytes
 from .transport import Session, open_session
+from .upload import IDENTICAL, Upload, Uploader, release_shas
+from .artifact import MANIFEST_NAME
 
 
 def now_iso() -> str:
@@ -203,7 +205,7 @@ class DeployRun:
             f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} sha256 {self.art.sha256[:12]}"
         )
         try:
-            self.upload()
+            self.upload(facts)
             run_hooks(self.fleet, "before_switch", self.command, self.number, self.previous)
             self.switch()
             run_hooks(self.fleet, "after_switch", self.command, self.number, self.previous)
@@ -219,30 +221,34 @@ class DeployRun:
         values = {v for v in self.previous.values() if v is not None}
         return max(values) if values else None
 
-    def upload(self) -> None:
+    def upload(self, facts: dict[str, HostFacts]) -> None:
         layout, number = self.fleet.layout, self.number
         metadata = json.dumps(
             {"release": number, "sha256": self.art.sha256, "deployed_at": now_iso(), "deployed_by": whoami(),
              "revision": self.log.revision, "stage": self.config.stage, "application": self.config.application},
             sort_keys=True,
         )
-        with_templates = bool(self.config.templates)
+        uploader = Uploader(self.art, layout, self.config.delta, release_shas(plan.merged_log(facts)))
 
-        def step(session: Session):
-            result = session.stream(commands.unpack(layout, number, self.art.gzip), self.art.chunks())
-            if not result.ok:
-                raise DeployFailed(f"host {session.host.name}: upload/unpack of release {number} failed: {result.output_tail()}")
-            rendered = templates.render_host(self.config, session.host, number, self.secrets)
+        def step(session: Session) -> Upload:
+            upload = uploader.upload(session, facts[session.host.name], number)
+            files = templates.render_host(self.config, session.host, number, self.secrets)
+            if upload.mode != IDENTICAL:
+                files[MANIFEST_NAME] = (self.art.manifest_bytes(), 0o644)
             script = commands.finish_release(
-                layout, number, self.config.shared_dirs, self.config.shared_files, metadata, with_templates
+                layout, number, self.config.shared_dirs, self.config.shared_files, metadata, bool(files)
             )
-            return checked(session, script, "prepare release", templates.to_tar(rendered) if with_templates else None)
+            checked(session, script, "prepare release", templates.to_tar(files) if files else None)
+            return upload
 
         self.staged = True
-        outcomes = self.fleet.each(step)
+        try:
+            outcomes = self.fleet.each(step)
+        finally:
+            uploader.discard()
         for outcome in outcomes:
-            result = "ok" if outcome.ok else f"FAILED: {outcome.reason()}"
-            self.reporter.step(outcome.name, "upload+prepare", result, outcome.seconds)
+            result = outcome.value.describe(human_bytes) if outcome.ok else f"FAILED: {outcome.reason()}"
+            self.reporter.step(outcome.name, "upload", result, outcome.seconds)
         failed = [o for o in outcomes if not o.ok]
         if failed:
             raise_first(failed, DeployFailed)

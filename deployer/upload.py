@@ -1,0 +1,121 @@
+"""Getting a release's files onto a host with as few bytes as possible.
+
+Per host, one of three ways, decided from facts already read:
+- identical: a release with the same artifact sha256 is on the host; the new release is
+  a hard-linked copy of it and no artifact byte travels;
+- delta: the host has a base release with a stored manifest; the new release starts as a
+  hard-linked copy of it and only changed files travel, with a list of paths to delete;
+- full: the whole artifact is streamed into ``tar`` over one channel.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import commands, releaselog
+from .artifact import MANIFEST_NAME, Artifact, file_chunks, diff_manifest, parse_manifest, write_delta
+from .config import inside_relative
+from .errors import DeployFailed
+from .facts import HostFacts
+from .layout import Layout
+from .transport import Session
+
+FULL, DELTA, IDENTICAL = "full", "delta", "identical"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """How a host received its release: the mode, the base release, payload bytes."""
+
+    mode: str
+    base: int | None
+    sent: int
+
+    def describe(self, human) -> str:
+        if self.mode == IDENTICAL:
+            return f"identical to release {self.base}: no upload"
+        if self.mode == DELTA:
+            return f"delta from release {self.base}: {human(self.sent)} sent"
+        return f"full upload: {human(self.sent)} sent"
+
+
+def choose_base(fact: HostFacts, shas: dict[int, str], sha256: str) -> tuple[int | None, bool]:
+    """The release to build from on this host, and whether it holds the very same artifact."""
+    complete = fact.complete
+    same = [n for n in complete if shas.get(n) == sha256]
+    if same:
+        return max(same), True
+    if fact.current in complete:
+        return fact.current, False
+    return (max(complete), False) if complete else (None, False)
+
+
+def release_shas(events: list[releaselog.Event]) -> dict[int, str]:
+    return {n: e.sha256 for n, e in releaselog.deploy_info(events).items() if e.sha256}
+
+
+class Uploader:
+    """Uploads one artifact to many hosts; deltas are built once per distinct base."""
+
+    def __init__(self, art: Artifact, layout: Layout, delta_enabled: bool, shas: dict[int, str]) -> None:
+        self.art = art
+        self.layout = layout
+        self.delta_enabled = delta_enabled
+        self.delta_possible = delta_enabled and not art.has_hardlinks
+        self.shas = shas
+        self._deltas: dict[tuple, Path | None] = {}
+        self._lock = threading.Lock()
+
+    def upload(self, session: Session, fact: HostFacts, number: int) -> Upload:
+        base, identical = choose_base(fact, self.shas, self.art.sha256)
+        if base is not None and identical and self.delta_enabled:
+            self._run(session, commands.clone_release(self.layout, base, number, delta=False), number)
+            return Upload(IDENTICAL, base, 0)
+        if base is not None and self.delta_possible:
+            delta = self._delta_for(session, base)
+            if delta is not None:
+                size = delta.stat().st_size
+                self._run(session, commands.clone_release(self.layout, base, number, delta=True), number, delta)
+                return Upload(DELTA, base, size)
+        self._run(session, commands.unpack(self.layout, number, self.art.gzip), number, self.art.path)
+        return Upload(FULL, None, self.art.size)
+
+    def _run(self, session: Session, script: str, number: int, payload: Path | None = None) -> None:
+        result = session.stream(script, file_chunks(payload) if payload else [])
+        if not result.ok:
+            raise DeployFailed(f"host {session.host.name}: upload of release {number} failed: {result.output_tail()}")
+
+    def _delta_for(self, session: Session, base: int) -> Path | None:
+        """The delta against the host's base release, or None if a full upload is better."""
+        manifest_path = f"{self.layout.release(base)}/{MANIFEST_NAME}"
+        result = session.run(commands.read_base64(manifest_path))
+        try:
+            base_manifest = parse_manifest(gzip.decompress(base64.b64decode(result.stdout)))
+        except (binascii.Error, OSError, EOFError, ValueError):
+            return None
+        base_manifest = {p: e for p, e in base_manifest.items() if inside_relative(p)}
+        if not base_manifest:
+            return None
+        diff = diff_manifest(base_manifest, self.art.manifest)
+        if diff is None:
+            return None
+        send, removed = diff
+        key = (frozenset(send), tuple(removed))
+        with self._lock:
+            if key not in self._deltas:
+                path = write_delta(self.art, send, removed)
+                if path.stat().st_size >= self.art.size * 0.8:
+                    path.unlink()
+                    path = None
+                self._deltas[key] = path
+            return self._deltas[key]
+
+    def discard(self) -> None:
+        for path in self._deltas.values():
+            if path is not None:
+                path.unlink(missing_ok=True)

@@ -1,0 +1,70 @@
+"""Delta and identical uploads: only changed files travel, and old releases stay intact."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.ssh
+
+
+def rx_bytes(host) -> int:
+    return int(host.sh("cat /sys/class/net/eth0/statistics/rx_bytes"))
+
+
+def test_delta_sends_changed_files_and_never_touches_the_base_release(project):
+    app = project.root / "app"
+    (app / "data").mkdir()
+    for i in range(50):
+        (app / "data" / f"blob{i}.bin").write_bytes(os.urandom(40_000))
+    (app / "gone.txt").write_text("remove me\n")
+    (app / "tool.sh").write_text("#!/bin/sh\n")
+    project.deploy()
+    before = [rx_bytes(h) for h in project.hosts]
+    (app / "data" / "blob7.bin").write_bytes(os.urandom(40_000))
+    (app / "gone.txt").unlink()
+    (app / "tool.sh").chmod(0o755)
+    (app / "index.html").write_text("hello v2\n")
+    project.deploy()
+    sent = [rx_bytes(h) - b for h, b in zip(project.hosts, before)]
+    assert all(s < 200_000 for s in sent), sent  # the artifact is ~2 MB; one 40 kB file changed
+    d = project.deploy_to
+    for index in range(3):
+        assert project.read(index, "current/index.html") == "hello v2\n"
+        assert project.read(index, "releases/1/index.html") == "hello\n"
+        assert not project.exists(index, "releases/2/gone.txt")
+        assert project.exists(index, "releases/1/gone.txt")
+        assert project.sh(index, f"stat -c %a {d}/releases/2/tool.sh").strip() == "755"
+        assert project.sh(index, f"stat -c %a {d}/releases/1/tool.sh").strip() == "644"
+        same = project.sh(index, f"stat -c %i {d}/releases/1/data/blob3.bin {d}/releases/2/data/blob3.bin").split()
+        assert same[0] == same[1]  # unchanged: hard link, no bytes sent
+        changed = project.sh(index, f"cmp -s {d}/releases/1/data/blob7.bin {d}/releases/2/data/blob7.bin || echo differ")
+        assert changed.strip() == "differ"
+        assert project.sh(index, f"cd {d}/releases/2 && sha256sum data/blob7.bin").split()[0] == \
+            __import__("hashlib").sha256((app / "data" / "blob7.bin").read_bytes()).hexdigest()
+    assert "delta from release 1" in "".join(project.output)
+
+
+def test_identical_artifact_sends_no_payload(project):
+    app = project.root / "app"
+    (app / "big.bin").write_bytes(os.urandom(1_000_000))
+    project.deploy()
+    before = [rx_bytes(h) for h in project.hosts]
+    project.deploy()
+    sent = [rx_bytes(h) - b for h, b in zip(project.hosts, before)]
+    assert all(s < 60_000 for s in sent), sent  # SSH handshake, probe and a tiny template tar
+    for index in range(3):
+        assert project.current(index) == "releases/2"
+        assert "RELEASE=2" in project.read(index, "current/app.env")
+        assert "RELEASE=1" in project.read(index, "releases/1/app.env")
+        assert '"release": 2' in project.read(index, "releases/2/.deployer-release.json")
+        assert '"release": 1' in project.read(index, "releases/1/.deployer-release.json")
+    assert "identical to release 1: no upload" in "".join(project.output)
+
+
+def test_delta_can_be_switched_off(project):
+    project.set(artifact={"delta": False})
+    project.deploy()
+    project.deploy()
+    assert "full upload" in "".join(project.output).split("release 2")[-1]
