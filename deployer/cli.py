@@ -54,12 +54,12 @@ def make_collection(root: str | Path) -> Collection:
     """The task collection for a project whose ``config/`` and ``templates/`` live in ``root``."""
     root = Path(root).resolve()
 
-    @task(help={"stage": STAGE_HELP})
-    def deploy(c, stage=None):
+    @task(help={"stage": STAGE_HELP, "force-unlock": "First break a stale lock left by a killed deploy (shows its holder)."})
+    def deploy(c, stage=None, force_unlock=False):
         """Deploy the artifact to every host of a stage (build, upload, hooks, atomic switch)."""
         from .deploy import deploy as run
 
-        _run(root, stage, lambda cfg, rep: _summary(rep, run(cfg, rep)))
+        _run(root, stage, lambda cfg, rep: _summary(rep, run(cfg, rep, force_unlock=force_unlock)))
 
     @task(help={"stage": STAGE_HELP, "to": "Release number to roll back to (default: the previous good one)."})
     def rollback(c, stage=None, to=None):

@@ -325,14 +325,16 @@ def cleanup_after(fleet: Fleet, written: list[releaselog.Event]) -> dict[str, li
     return victims
 
 
-def deploy(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> Summary:
+def deploy(
+    config: Config, reporter: Reporter, opener: SessionOpener = open_session, force_unlock: bool = False
+) -> Summary:
     """Deploy the configured artifact to every host of the stage."""
     art = artifacts.prepare(config)
     try:
         secrets = reporter.secrets
         for host in config.hosts:  # render once up front: a template error touches no host
             templates.render_host(config, host, 0, secrets)
-        with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("deploy"):
+        with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("deploy", force=force_unlock):
             return DeployRun(fleet, art, secrets).execute(fleet.probe())
     finally:
         art.discard()

@@ -53,6 +53,7 @@ class Fleet:
         self.reporter = reporter
         self.layout = Layout(config.deploy_to)
         self.cancel = threading.Event()
+        self.dead: dict[str, str] = {}
         for session in sessions.values():
             session.cancel = self.cancel
 
@@ -90,9 +91,22 @@ class Fleet:
         return self.sessions[name].host
 
     def each(self, step: Callable[[Session], T], names: Sequence[str] | None = None) -> list[Outcome[T]]:
-        """Run ``step`` on the named hosts (default: all), in parallel."""
+        """Run ``step`` on the named hosts (default: all), in parallel.
+
+        A host that stopped answering is not asked again in this task: each further step
+        would only wait out another timeout. It gets a failed outcome at once instead."""
         chosen = self.names if names is None else list(names)
-        return each(((n, self.sessions[n]) for n in chosen), step, self.config.parallel, self.cancel)
+
+        def guarded(session: Session) -> T:
+            if session.host.name in self.dead:
+                raise HostUnreachable(f"host {session.host.name}: skipped, {self.dead[session.host.name]}")
+            return step(session)
+
+        outcomes = each(((n, self.sessions[n]) for n in chosen), guarded, self.config.parallel, self.cancel)
+        for outcome in outcomes:
+            if isinstance(outcome.error, HostUnreachable) and outcome.name not in self.dead:
+                self.dead[outcome.name] = "unreachable earlier in this task"
+        return outcomes
 
     def run_everywhere(self, script_for: Callable[[str], str], what: str, names: Sequence[str] | None = None) -> dict[str, Result]:
         """Run a per-host script; any failure raises DeployFailed naming host and output."""
@@ -108,8 +122,12 @@ class Fleet:
         return {name: parse_probe(result.stdout) for name, result in results.items()}
 
     @contextlib.contextmanager
-    def locked(self, command: str) -> Iterator[None]:
-        """Hold the stage lock on every host; released on every way out, Ctrl-C included."""
+    def locked(self, command: str, force: bool = False) -> Iterator[None]:
+        """Hold the stage lock on every host; released on every way out, Ctrl-C included.
+
+        ``force`` first breaks a lock left by a killed run (never the default)."""
+        if force:
+            self.break_locks()
         token = token_source.token_hex(8)
         info = json.dumps(
             {"holder": whoami(), "pid": os.getpid(), "since": int(time.time()), "command": command,
@@ -117,7 +135,13 @@ class Fleet:
             sort_keys=True,
         )
         script = commands.acquire_lock(self.layout, info)
-        outcomes = self.each(lambda s: s.run(script))
+        try:
+            outcomes = self.each(lambda s: s.run(script))
+        except BaseException:
+            # Interrupted while taking it: give back whatever we got (only ours is removed).
+            self.cancel.clear()
+            self._release(token, self.names)
+            raise
         taken = [o.name for o in outcomes if o.ok and o.value.ok]
         problems = [o for o in outcomes if o.name not in taken]
         if problems:
@@ -139,6 +163,21 @@ class Fleet:
         finally:
             self.cancel.clear()
             self._release(token, taken)
+
+    def break_locks(self) -> dict[str, dict]:
+        """Remove the lock on every host; returns (and reports) who held it where."""
+        script = commands.break_lock(self.layout)
+        held: dict[str, dict] = {}
+        for outcome in self.each(lambda s: checked(s, script, "unlock")):
+            if not outcome.ok:
+                raise_first([outcome], DeployFailed)
+            text = outcome.value.stdout.strip()
+            if text:
+                held[outcome.name] = parse_lock_info(text)
+                self.reporter.step(outcome.name, "unlock", f"removed lock held by {describe_lock(held[outcome.name])}")
+            else:
+                self.reporter.step(outcome.name, "unlock", "no lock")
+        return held
 
     def _release(self, token: str, names: Sequence[str]) -> None:
         script = commands.release_lock(self.layout, token)

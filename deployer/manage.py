@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 
-from . import commands, plan, releaselog
+from . import plan, releaselog
 from .config import Config
 from .deploy import cleanup_after
-from .errors import DeployFailed, HostUnreachable
 from .facts import HostFacts
-from .fleet import Fleet, SessionOpener, checked, describe_lock, parse_lock_info
+from .fleet import Fleet, SessionOpener, checked, describe_lock
 from .layout import Layout
 from .output import Reporter
 from .shell import quote
-from .transport import Session, open_session
+from .transport import open_session
 
 
 def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict[str, HostFacts]:
@@ -66,20 +63,8 @@ def cleanup(config: Config, reporter: Reporter, opener: SessionOpener = open_ses
 
 def unlock(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict[str, dict]:
     """Break the stage lock on every host, saying who held it and since when."""
-    layout = Layout(config.deploy_to)
-    script = commands.break_lock(layout)
-    held: dict[str, dict] = {}
     with Fleet.connect(config, reporter, opener=opener) as fleet:
-        for outcome in fleet.each(lambda s: checked(s, script, "unlock")):
-            if not outcome.ok:
-                raise DeployFailed(outcome.reason())
-            text = outcome.value.stdout.strip()
-            if text:
-                held[outcome.name] = parse_lock_info(text)
-                reporter.step(outcome.name, "unlock", f"removed lock held by {describe_lock(held[outcome.name])}")
-            else:
-                reporter.step(outcome.name, "unlock", "no lock")
-    return held
+        return fleet.break_locks()
 
 
 @dataclass
