@@ -105,6 +105,31 @@ def clone_release(layout: Layout, base: int, number: int, delta: bool) -> str:
     return script(*steps)
 
 
+def download_release(layout: Layout, number: int, url: str, sha256: str, gzip: bool) -> str:
+    """Create ``releases/N`` from an artifact the host downloads itself (pull mode).
+
+    The download is verified against the sha256 computed on the deploying machine before
+    anything is unpacked; any failure removes the release."""
+    release = layout.release(number)
+    target = quote(str(PurePosixPath(release, ".deployer-download")))
+    fetch = (
+        f"if command -v curl >/dev/null 2>&1; then curl -fsS --retry 2 -o {target} {quote(url)}; "
+        f"else wget -q -O {target} {quote(url)}; fi"
+    )
+    verify = (
+        f"{{ printf '%s  %s\\n' {quote(sha256)} {target} | sha256sum -c --status "
+        f"|| {{ echo 'downloaded artifact does not match sha256 {sha256[:12]}...' >&2; false; }}; }}"
+    )
+    flags = "-xzf" if gzip else "-xf"
+    return script(
+        *_new_release(layout, number),
+        _or_remove(layout, number, fetch),
+        _or_remove(layout, number, verify),
+        _or_remove(layout, number, f"tar {flags} {target} -C {quote(release)} --no-same-owner --no-overwrite-dir"),
+        argv("rm", "-f", "--", str(PurePosixPath(release, ".deployer-download"))),
+    )
+
+
 def read_base64(path: str) -> str:
     """Print a (binary) file base64-encoded, or nothing if it is missing."""
     return f"base64 < {quote(path)} 2>/dev/null || true"

@@ -73,6 +73,7 @@ class Config:
     artifact_build: str | None
     max_unpacked_size: int
     delta: bool
+    artifact_url: str | None
     shared_dirs: tuple[str, ...]
     shared_files: tuple[str, ...]
     templates: tuple[Template, ...]
@@ -245,6 +246,14 @@ def load(root: Path, stage: str) -> Config:
             mode = int(mode, 8)
         templates.append(Template(item["src"], item["dest"], mode))
 
+    url = raw["artifact"].get("url")
+    if url is not None:
+        if not re.match(r"^https?://[^\s]+$", url):
+            raise fail("artifact.url", f"must be an http:// or https:// URL, got {url!r}")
+        unknown = set(re.findall(r"{([^}]*)}", url)) - {"sha256", "application", "stage"}
+        if unknown:
+            raise fail("artifact.url", f"unknown placeholder {{{sorted(unknown)[0]}}} (known: {{sha256}}, {{application}}, {{stage}})")
+
     hosts = tuple(
         Host(h["host"], h.get("port", 22), h.get("user"), tuple(h.get("roles", ())))
         for h in _get(raw, "hosts")
@@ -289,6 +298,7 @@ def load(root: Path, stage: str) -> Config:
         artifact_build=artifact.get("build"),
         max_unpacked_size=artifact.get("max_unpacked_size", _default(["artifact", "max_unpacked_size"])),
         delta=artifact.get("delta", _default(["artifact", "delta"])),
+        artifact_url=artifact.get("url"),
         shared_dirs=tuple(_get(raw, "shared", "dirs")),
         shared_files=tuple(_get(raw, "shared", "files")),
         templates=tuple(templates),

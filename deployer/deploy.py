@@ -228,7 +228,9 @@ class DeployRun:
              "revision": self.log.revision, "stage": self.config.stage, "application": self.config.application},
             sort_keys=True,
         )
-        uploader = Uploader(self.art, layout, self.config.delta, release_shas(plan.merged_log(facts)))
+        uploader = Uploader(
+            self.art, layout, self.config.delta, release_shas(plan.merged_log(facts)), self.artifact_url()
+        )
 
         def step(session: Session) -> Upload:
             upload = uploader.upload(session, facts[session.host.name], number)
@@ -253,6 +255,15 @@ class DeployRun:
         if failed:
             raise_first(failed, DeployFailed)
         self.log.append(self.log.make(number, releaselog.STAGED))
+
+    def artifact_url(self) -> str | None:
+        url = self.config.artifact_url
+        if not url:
+            return None
+        values = {"sha256": self.art.sha256, "application": self.config.application, "stage": self.config.stage}
+        for key, value in values.items():
+            url = url.replace("{" + key + "}", value)
+        return url
 
     def switch(self) -> None:
         try:

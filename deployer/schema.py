@@ -204,6 +204,7 @@ SCHEMA = Map(
                 "build": Str(doc="Run locally, from the project root, before any host is touched."),
                 "path": Str(doc="A directory, or a .tar / .tar.gz / .tgz file, relative to the project."),
                 "max_unpacked_size": Int(minimum=1, doc="Refuse archives that expand past this many bytes.", default=4 * 1024**3),
+                "url": Str(doc="Pull mode: each host downloads the artifact from this URL ({sha256}, {application}, {stage} are filled in) and verifies its sha256."),
                 "delta": Bool(doc="Send only changed files; unchanged ones are hard-linked from the host's previous release.", default=True),
             },
             required=("path",),

@@ -25,7 +25,7 @@ from .facts import HostFacts
 from .layout import Layout
 from .transport import Session
 
-FULL, DELTA, IDENTICAL = "full", "delta", "identical"
+FULL, DELTA, IDENTICAL, PULL = "full", "delta", "identical", "pull"
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Upload:
             return f"identical to release {self.base}: no upload"
         if self.mode == DELTA:
             return f"delta from release {self.base}: {human(self.sent)} sent"
+        if self.mode == PULL:
+            return "downloaded by the host from artifact.url, sha256 verified"
         return f"full upload: {human(self.sent)} sent"
 
 
@@ -62,8 +64,11 @@ def release_shas(events: list[releaselog.Event]) -> dict[int, str]:
 class Uploader:
     """Uploads one artifact to many hosts; deltas are built once per distinct base."""
 
-    def __init__(self, art: Artifact, layout: Layout, delta_enabled: bool, shas: dict[int, str]) -> None:
+    def __init__(
+        self, art: Artifact, layout: Layout, delta_enabled: bool, shas: dict[int, str], url: str | None = None
+    ) -> None:
         self.art = art
+        self.url = url
         self.layout = layout
         self.delta_enabled = delta_enabled
         self.delta_possible = delta_enabled and not art.has_hardlinks
@@ -76,6 +81,9 @@ class Uploader:
         if base is not None and identical and self.delta_enabled:
             self._run(session, commands.clone_release(self.layout, base, number, delta=False), number)
             return Upload(IDENTICAL, base, 0)
+        if self.url:
+            self._run(session, commands.download_release(self.layout, number, self.url, self.art.sha256, self.art.gzip), number)
+            return Upload(PULL, None, 0)
         if base is not None and self.delta_possible:
             delta = self._delta_for(session, base)
             if delta is not None:
