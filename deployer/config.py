@@ -40,6 +40,27 @@ class Hook:
     command: str
     once: bool = False
     roles: tuple[str, ...] = ()
+    local: bool = False
+    sudo: bool = False
+    sudo_user: str | None = None
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    """How a host proves the new release works: a command, or a URL curl'ed on the host."""
+
+    command: str | None = None
+    url: str | None = None
+    retries: int = 5
+    interval: float = 2.0
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Rollout:
+    canary: int = 0
+    batch_size: int | str = "100%"
+    wait: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,8 @@ class Config:
     hosts: tuple[Host, ...]
     ssh: SshOptions
     vars: dict[str, Any] = field(default_factory=dict)
+    healthcheck: Healthcheck | None = None
+    rollout: Rollout = field(default_factory=Rollout)
 
     @property
     def templates_dir(self) -> Path:
@@ -270,7 +293,8 @@ def load(root: Path, stage: str) -> Config:
     hooks_raw = _get(raw, "hooks") or {}
     hooks = {
         phase: tuple(
-            Hook(h["command"], h.get("once", False), tuple(h.get("roles", ())))
+            Hook(h["command"], h.get("once", False), tuple(h.get("roles", ())), h.get("local", False),
+                 h.get("sudo", False), h.get("sudo_user"))
             for h in hooks_raw.get(phase, [])
         )
         for phase in HOOK_PHASES
@@ -284,6 +308,23 @@ def load(root: Path, stage: str) -> Config:
         connect_timeout=float(ssh_raw.get("connect_timeout", _default(["ssh", "connect_timeout"]))),
         command_timeout=float(ssh_raw.get("command_timeout", _default(["ssh", "command_timeout"]))),
     )
+
+    for phase, hooks_of_phase in hooks.items():
+        for index, hook in enumerate(hooks_of_phase):
+            if hook.local and (hook.once or hook.roles or hook.sudo):
+                raise fail(f"hooks.{phase}[{index}]", "a local hook runs once on this machine: once, roles and sudo do not apply")
+            if hook.sudo_user and not hook.sudo:
+                raise fail(f"hooks.{phase}[{index}].sudo_user", "needs sudo: true")
+
+    healthcheck = None
+    if "healthcheck" in raw:
+        hc = raw["healthcheck"]
+        if ("command" in hc) == ("url" in hc):
+            raise fail("healthcheck", "set exactly one of command or url")
+        healthcheck = Healthcheck(hc.get("command"), hc.get("url"), hc.get("retries", 5),
+                                  float(hc.get("interval", 2)), float(hc.get("timeout", 5)))
+    ro = raw.get("rollout") or {}
+    rollout = Rollout(ro.get("canary", 0), ro.get("batch_size", "100%"), float(ro.get("wait", 0)))
 
     artifact = raw["artifact"]
     return Config(
@@ -306,6 +347,8 @@ def load(root: Path, stage: str) -> Config:
         hosts=hosts,
         ssh=ssh,
         vars=dict(_get(raw, "vars") or {}),
+        healthcheck=healthcheck,
+        rollout=rollout,
     )
 
 

@@ -20,11 +20,12 @@ from typing import Sequence
 
 from . import artifact as artifacts
 from . import commands, plan, releaselog, templates
-from .config import Config, Hook
-from .errors import DeployerError, DeployFailed, HookFailed, Interrupted
+from .config import Config
+from .errors import DeployerError, DeployFailed, Interrupted
 from .facts import HostFacts
 from .fleet import Fleet, SessionOpener, checked, raise_first, whoami
 from .output import Reporter, human_bytes
+from .hooks import run_hooks
 from .transport import Session, open_session
 from .upload import IDENTICAL, Upload, Uploader, release_shas
 from .artifact import MANIFEST_NAME
@@ -94,52 +95,6 @@ class EventLog:
             raise_first(failed, DeployFailed)
 
 
-def hook_env(config: Config, command: str, release: int, previous: int | None) -> dict[str, str]:
-    from .layout import Layout
-
-    return {
-        "DEPLOYER_COMMAND": command,
-        "DEPLOYER_STAGE": config.stage,
-        "DEPLOYER_APPLICATION": config.application,
-        "DEPLOYER_RELEASE": str(release),
-        "DEPLOYER_RELEASE_PATH": Layout(config.deploy_to).release(release),
-        "DEPLOYER_PREVIOUS_RELEASE": "" if previous is None else str(previous),
-        "DEPLOYER_DEPLOY_TO": config.deploy_to,
-    }
-
-
-def run_hooks(
-    fleet: Fleet, phase: str, command: str, release: int, previous: dict[str, int | None],
-    names: Sequence[str] | None = None,
-) -> None:
-    """Run a phase's hooks in order, each on its hosts in parallel; the first failure raises
-    HookFailed with the hook's command, host and output."""
-    config = fleet.config
-    allowed = set(fleet.names if names is None else names)
-    directory = fleet.layout.release(release)
-    for hook in config.hooks.get(phase, ()):
-        targets = [h.name for h in plan.hook_hosts(hook, [fleet.host(n) for n in fleet.names]) if h.name in allowed]
-        if not targets:
-            continue
-
-        def step(session: Session, hook: Hook = hook):
-            env = hook_env(config, command, release, previous.get(session.host.name))
-            return session.run(commands.run_hook(directory, hook.command, env))
-
-        outcomes = fleet.each(step, targets)
-        for outcome in outcomes:
-            if outcome.ok and outcome.value.ok:
-                fleet.reporter.step(outcome.name, phase, f"ok: {hook.command}", outcome.seconds)
-        for outcome in outcomes:
-            if not outcome.ok:
-                raise_first([outcome], HookFailed)
-            if not outcome.value.ok:
-                raise HookFailed(
-                    f"host {outcome.name}: {phase} hook `{hook.command}` exited {outcome.value.exit_code}: "
-                    f"{outcome.value.output_tail()}"
-                )
-
-
 def switch_all(fleet: Fleet, targets: dict[str, int], step: str) -> list[str]:
     """Switch ``current`` on each named host; on any failure switch the others back and raise.
 
@@ -205,13 +160,16 @@ class DeployRun:
             f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} sha256 {self.art.sha256[:12]}"
         )
         try:
+            run_hooks(self.fleet, "before_deploy", self.command, None, self.previous, directory=self.fleet.layout.deploy_to)
             self.upload(facts)
+            run_hooks(self.fleet, "after_upload", self.command, self.number, self.previous)
             run_hooks(self.fleet, "before_switch", self.command, self.number, self.previous)
-            self.switch()
-            run_hooks(self.fleet, "after_switch", self.command, self.number, self.previous)
+            self.roll_out()
         except (DeployerError, KeyboardInterrupt, SwitchFailed) as exc:
             self.fleet.cancel.clear()
-            raise self.undo(exc) from None
+            error = self.undo(exc)
+            self.on_failure()
+            raise error from None
         self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._previous_value()))
         cleanup_after(self.fleet, self.log.written)
         rows = [HostReport(n, self.number, self.previous[n], "active") for n in self.fleet.names]
@@ -265,12 +223,51 @@ class DeployRun:
             url = url.replace("{" + key + "}", value)
         return url
 
-    def switch(self) -> None:
+    def roll_out(self) -> None:
+        """Switch hosts batch by batch (one batch of all hosts unless ``rollout`` says
+        otherwise); each batch runs after_switch and the health check before the next."""
+        rollout = self.config.rollout
+        groups = plan.batches(self.fleet.names, rollout.canary, rollout.batch_size)
+        for index, group in enumerate(groups):
+            if len(groups) > 1:
+                label = "canary" if index == 0 and rollout.canary else f"batch {index + 1}/{len(groups)}"
+                self.reporter.line(f"{label}: {', '.join(group)}")
+            try:
+                switch_all(self.fleet, {n: self.number for n in group}, "switch")
+                self.switched += group
+            except SwitchFailed as exc:
+                self.switched += exc.switched
+                raise
+            run_hooks(self.fleet, "after_switch", self.command, self.number, self.previous, names=group)
+            self.check_health(group)
+            if rollout.wait and index < len(groups) - 1:
+                self.reporter.line(f"waiting {rollout.wait:g}s before the next batch")
+                time.sleep(rollout.wait)
+
+    def check_health(self, names: list[str]) -> None:
+        hc = self.config.healthcheck
+        if hc is None:
+            return
+        script = commands.healthcheck(self.fleet.layout.release(self.number), hc.command, hc.url, hc.retries, hc.interval, hc.timeout)
+        outcomes = self.fleet.each(lambda s: s.run(script), names)
+        for outcome in outcomes:
+            healthy = outcome.ok and outcome.value.ok
+            self.reporter.step(outcome.name, "healthcheck", "healthy" if healthy else "UNHEALTHY", outcome.seconds)
+        for outcome in outcomes:
+            if not outcome.ok:
+                raise_first([outcome], DeployFailed)
+            if not outcome.value.ok:
+                raise DeployFailed(
+                    f"host {outcome.name}: health check failed for release {self.number}: {outcome.value.output_tail()}"
+                )
+
+    def on_failure(self) -> None:
+        """``on_failure`` hooks always run after a failed deploy; their own failure only warns."""
         try:
-            self.switched = switch_all(self.fleet, {n: self.number for n in self.fleet.names}, "switch")
-        except SwitchFailed as exc:
-            self.switched = exc.switched
-            raise
+            run_hooks(self.fleet, "on_failure", self.command, self.number, self.previous,
+                      directory=self.fleet.layout.deploy_to)
+        except DeployerError as exc:
+            self.reporter.line(f"warning: {self.secrets.mask(exc.message)}")
 
     def undo(self, exc: BaseException) -> DeployerError:
         """Leave the hosts as they were: switch back, run after_rollback, remove or mark the

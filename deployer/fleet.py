@@ -136,7 +136,12 @@ class Fleet:
         )
         script = commands.acquire_lock(self.layout, info)
         try:
-            outcomes = self.each(lambda s: s.run(script))
+            # The first host decides: two deploys racing for the stage meet there first, so
+            # exactly one goes on (locking all hosts at once could let each win some hosts
+            # and both fail).
+            outcomes = self.each(lambda s: s.run(script), self.names[:1])
+            if outcomes[0].ok and outcomes[0].value.ok:
+                outcomes += self.each(lambda s: s.run(script), self.names[1:])
         except BaseException:
             # Interrupted while taking it: give back whatever we got (only ours is removed).
             self.cancel.clear()

@@ -110,3 +110,18 @@ def hook_hosts(hook: Hook, hosts: Iterable[Host]) -> list[Host]:
         if "db" in host.roles:
             return [host]
     return candidates[:1]
+
+
+def batch_size(size: int | str, total: int) -> int:
+    """Hosts per batch: a count, or a share of all hosts (rounded up, at least 1)."""
+    if isinstance(size, str) and size.endswith("%"):
+        return max(1, -(-total * int(size[:-1]) // 100))
+    return max(1, int(size))
+
+
+def batches(names: list[str], canary: int, size: int | str) -> list[list[str]]:
+    """The order hosts are switched in: the canary hosts alone, then batches of ``size``."""
+    first = names[: min(canary, len(names))]
+    rest = names[len(first):]
+    step = batch_size(size, len(names))
+    return ([first] if first else []) + [rest[i:i + step] for i in range(0, len(rest), step)]

@@ -7,6 +7,7 @@ Each node checks one value's shape and raises :class:`ShapeError` with the key p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,14 +85,16 @@ class Int(Node):
 @dataclass(frozen=True)
 class Number(Node):
     minimum: float = 0.0
+    zero_ok: bool = False
 
     def check(self, value: Any, path: str) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or value <= self.minimum:
+        if not ok or value < self.minimum or (value == self.minimum and not self.zero_ok):
             raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
 
     def type_name(self) -> str:
-        return f"a number above {self.minimum:g}"
+        word = "at least" if self.zero_ok else "above"
+        return f"a number {word} {self.minimum:g}"
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,20 @@ class Enum(Node):
 
     def type_name(self) -> str:
         return "one of " + ", ".join(self.choices)
+
+
+@dataclass(frozen=True)
+class CountOrShare(Node):
+    """A number of hosts (``2``) or a share of them (``"25%"``)."""
+
+    def check(self, value: Any, path: str) -> None:
+        count = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        share = isinstance(value, str) and re.fullmatch(r"(100|[1-9][0-9]?)%", value) is not None
+        if not (count or share):
+            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
+
+    def type_name(self) -> str:
+        return "a host count of at least 1, or a share such as 25%"
 
 
 @dataclass(frozen=True)
@@ -178,16 +195,19 @@ class Map(Node):
 
 
 HOOK = Map(
-    doc="A remote command run in the release directory.",
+    doc="A command run at one point of a deploy, rollback or promote.",
     fields={
-        "command": Str(doc="Shell command, run by /bin/sh in the release directory."),
-        "once": Bool(doc="Run on one host only: the first with role `db`, else the first host.", default=False),
+        "command": Str(doc="Shell command, run by /bin/sh (in the release directory on hosts, the project root locally)."),
+        "once": Bool(doc="Run on one host only: the first with role `db` (among `roles`, if set), else the first host.", default=False),
         "roles": List(item=Str(), doc="Run only on hosts with one of these roles (default: all)."),
+        "local": Bool(doc="Run once on the deploying machine instead of on the hosts.", default=False),
+        "sudo": Bool(doc="Run through `sudo -n` on the hosts (needs passwordless sudo).", default=False),
+        "sudo_user": Str(doc="With sudo: run as this user instead of root."),
     },
     required=("command",),
 )
 
-HOOK_PHASES = ("before_switch", "after_switch", "after_rollback")
+HOOK_PHASES = ("before_deploy", "after_upload", "before_switch", "after_switch", "after_rollback", "on_failure")
 
 SCHEMA = Map(
     doc="config/deploy.yml, deep-merged with config/<stage>.yml (the stage file wins).",
@@ -253,6 +273,24 @@ SCHEMA = Map(
                 "host_key_policy": Enum(choices=("strict", "accept-new"), doc="Unknown keys: refuse, or record. A changed key is always refused.", default="strict"),
                 "connect_timeout": Number(doc="Seconds to wait for a host to answer.", default=10),
                 "command_timeout": Number(doc="Seconds a remote command may stay silent before it is abandoned.", default=300),
+            },
+        ),
+        "healthcheck": Map(
+            doc="Checked on each host after its switch (and after_switch hooks); a failure rolls every switched host back.",
+            fields={
+                "command": Str(doc="A command run on the host, in the new release; exit 0 means healthy."),
+                "url": Str(doc="An HTTP URL fetched from the host itself with curl (e.g. http://127.0.0.1:8000/up)."),
+                "retries": Int(minimum=1, doc="Attempts before the host is declared unhealthy.", default=5),
+                "interval": Number(zero_ok=True, doc="Seconds between attempts.", default=2),
+                "timeout": Number(doc="Seconds one attempt may take.", default=5),
+            },
+        ),
+        "rollout": Map(
+            doc="Switch hosts in batches, each health-checked before the next.",
+            fields={
+                "canary": Int(minimum=0, doc="Hosts switched (and checked) first, alone.", default=0),
+                "batch_size": CountOrShare(doc="Hosts per batch after the canary: a count or a share such as `25%`.", default="100%"),
+                "wait": Number(zero_ok=True, doc="Seconds to wait between batches.", default=0),
             },
         ),
         "vars": AnyMap(doc="Template variables; the stage file's win.", default={}),

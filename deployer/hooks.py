@@ -1,0 +1,88 @@
+"""Hooks: user commands at fixed points of a deploy, rollback or promote.
+
+Remote hooks run on their hosts in parallel (filtered by ``roles``, or on one host with
+``once``); ``local: true`` hooks run once on the deploying machine, in the project root.
+Every hook sees ``DEPLOYER_*`` variables so one script can serve several commands.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Sequence
+
+from . import commands, plan
+from .config import Config, Hook
+from .errors import HookFailed
+from .fleet import Fleet, raise_first
+from .layout import Layout
+from .transport import Session
+
+
+def hook_env(config: Config, command: str, release: int | None, previous: int | None) -> dict[str, str]:
+    """What every hook finds in its environment."""
+    layout = Layout(config.deploy_to)
+    return {
+        "DEPLOYER_COMMAND": command,
+        "DEPLOYER_STAGE": config.stage,
+        "DEPLOYER_APPLICATION": config.application,
+        "DEPLOYER_RELEASE": "" if release is None else str(release),
+        "DEPLOYER_RELEASE_PATH": "" if release is None else layout.release(release),
+        "DEPLOYER_PREVIOUS_RELEASE": "" if previous is None else str(previous),
+        "DEPLOYER_DEPLOY_TO": config.deploy_to,
+    }
+
+
+def run_local(config: Config, phase: str, hook: Hook, env: dict[str, str], reporter) -> None:
+    """Run a ``local: true`` hook on this machine; a failure raises HookFailed with its output."""
+    proc = subprocess.run(
+        ["/bin/sh", "-c", hook.command], cwd=config.root, capture_output=True, text=True,
+        env={**os.environ, **env}, timeout=config.ssh.command_timeout,
+    )
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-5:]) or "no output"
+        raise HookFailed(f"local {phase} hook `{hook.command}` exited {proc.returncode}: {tail}")
+    reporter.step("(local)", phase, f"ok: {hook.command}")
+
+
+def run_hooks(
+    fleet: Fleet,
+    phase: str,
+    command: str,
+    release: int | None,
+    previous: dict[str, int | None],
+    names: Sequence[str] | None = None,
+    directory: str | None = None,
+) -> None:
+    """Run a phase's hooks in order. Remote ones run in ``directory`` (default: the
+    release) on their hosts in parallel; the first failure raises HookFailed naming the
+    hook, the host and its output."""
+    config = fleet.config
+    allowed = set(fleet.names if names is None else names)
+    where = directory or (fleet.layout.release(release) if release is not None else fleet.layout.deploy_to)
+    for hook in config.hooks.get(phase, ()):
+        if hook.local:
+            prev = max((p for p in previous.values() if p is not None), default=None)
+            run_local(config, phase, hook, hook_env(config, command, release, prev), fleet.reporter)
+            continue
+        hosts = [fleet.host(n) for n in fleet.names]
+        targets = [h.name for h in plan.hook_hosts(hook, hosts) if h.name in allowed]
+        if not targets:
+            continue
+
+        def step(session: Session, hook: Hook = hook):
+            env = hook_env(config, command, release, previous.get(session.host.name))
+            return session.run(commands.run_hook(where, hook.command, env, hook.sudo, hook.sudo_user))
+
+        outcomes = fleet.each(step, targets)
+        for outcome in outcomes:
+            if outcome.ok and outcome.value.ok:
+                fleet.reporter.step(outcome.name, phase, f"ok: {hook.command}", outcome.seconds)
+        for outcome in outcomes:
+            if not outcome.ok:
+                raise_first([outcome], HookFailed)
+            if not outcome.value.ok:
+                raise HookFailed(
+                    f"host {outcome.name}: {phase} hook `{hook.command}` exited {outcome.value.exit_code}: "
+                    f"{outcome.value.output_tail()}"
+                )
