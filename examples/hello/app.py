@@ -13,9 +13,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/up":
-            self.send_response(200)
+            # A release that ships a BROKEN file reports itself unhealthy: handy to try
+            # health-gated rollouts (see the README).
+            broken = os.path.exists(os.path.join(os.path.dirname(__file__), "BROKEN"))
+            self.send_response(500 if broken else 200)
             self.end_headers()
-            self.wfile.write(b"ok\n")
+            self.wfile.write(b"broken\n" if broken else b"ok\n")
             return
         super().do_GET()
 
