@@ -2,19 +2,45 @@
 
 ``tasks.py`` in a project calls :func:`make_collection` with its own folder, so
 ``config/`` and ``templates/`` are found next to it wherever the project lives.
+Heavy modules (Fabric, Paramiko, Jinja2) are imported only by the task that needs them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json as jsonlib
 import os
+import sys
 from pathlib import Path
+from typing import Callable
 
 from invoke import Collection, Exit, task
 
 from .errors import ConfigError, DeployerError
 
-EXIT_CODES = "Exit codes: 0 ok, 1 failed (nothing switched, or switched back), 2 config/usage error, 3 lock held, 4 host unreachable."
-STAGE_HELP = "Stage: config/<stage>.yml (default: default_stage in config/deploy.yml, or $DEPLOYER_STAGE)."
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 failed (nothing switched, or switched back); 2 config, usage or "
+    "artifact error; 3 lock held; 4 host unreachable; 130 interrupted."
+)
+HELP = {
+    "stage": "Stage: config/<stage>.yml (default: $DEPLOYER_STAGE, else default_stage in config/deploy.yml).",
+    "hosts": "Only these hosts (comma-separated names as in the config, e.g. web1 or 10.0.0.5:2222).",
+    "roles": "Only hosts with one of these roles (comma-separated).",
+    "json": "Print one JSON document (documented shape) instead of text.",
+    "verbose": "Print every remote command as it runs (secrets masked).",
+    "quiet": "Print only errors and the final line.",
+    "dry-run": "Connect and read the hosts, then print every command that would run; change nothing.",
+}
+
+
+@dataclasses.dataclass
+class Options:
+    stage: str | None = None
+    hosts: str | None = None
+    roles: str | None = None
+    json: bool = False
+    verbose: bool = False
+    quiet: bool = False
 
 
 def _stage(root: Path, stage: str | None) -> str:
@@ -27,85 +53,135 @@ def _stage(root: Path, stage: str | None) -> str:
     return chosen
 
 
-def _run(root: Path, stage: str | None, action):
-    """Load config, run the action, and turn every failure into ``Exit``."""
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def select_hosts(config, hosts: str | None, roles: str | None):
+    """Narrow a stage to ``--hosts`` / ``--roles`` (as Capistrano's HOSTS= and ROLES=)."""
+    wanted, wanted_roles = _split(hosts), set(_split(roles))
+    if not wanted and not wanted_roles:
+        return config
+    known = {h.name for h in config.hosts} | {h.host for h in config.hosts}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise ConfigError(f"--hosts: {unknown[0]} is not a host of stage {config.stage} (hosts: {', '.join(h.name for h in config.hosts)})")
+    chosen = tuple(
+        h for h in config.hosts
+        if (not wanted or h.name in wanted or h.host in wanted) and (not wanted_roles or wanted_roles & set(h.roles))
+    )
+    if not chosen:
+        raise ConfigError(f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}")
+    return dataclasses.replace(config, hosts=chosen)
+
+
+def _run(root: Path, opts: Options, action: Callable):
+    """Load config, run the action, and turn every failure into ``Exit`` with one line."""
     from . import config as cfg
     from .output import Reporter
 
+    reporter = Reporter(quiet=opts.quiet, verbose=opts.verbose, json_mode=opts.json)
     try:
-        config = cfg.load(root, _stage(root, stage))
-        reporter = Reporter()
+        config = select_hosts(cfg.load(root, _stage(root, opts.stage)), opts.hosts, opts.roles)
         return action(config, reporter)
     except DeployerError as exc:
-        raise Exit(f"error: {exc.message}", exc.exit_code) from None
+        message = reporter.secrets.mask(exc.message)
+        if opts.json:
+            print(jsonlib.dumps({"ok": False, "error": message, "exit_code": exc.exit_code}), flush=True)
+        raise Exit(f"error: {message}", exc.exit_code) from None
     except KeyboardInterrupt:
         raise Exit("error: interrupted", 130) from None
+    finally:
+        reporter.end_progress()
 
 
 def _summary(reporter, summary) -> None:
     reporter.table(
-        ["host", "release", "previous", "status", "time"],
-        [[r.host, r.release, "-" if r.previous is None else r.previous, r.status, f"{summary.seconds:.2f}s"] for r in summary.rows],
+        ["host", "release", "previous", "status"],
+        [[r.host, r.release, "-" if r.previous is None else r.previous, r.status] for r in summary.rows],
+        final=True,
     )
-    reporter.line(f"{summary.command} of release {summary.release} to {summary.stage}: done in {summary.seconds:.2f}s")
+    what = "dry run of " if summary.dry_run else ""
+    reporter.final(f"{what}{summary.command} of release {summary.release} to {summary.stage}: done in {summary.seconds:.2f}s")
+    reporter.document(summary.to_dict())
+
+
+def _int_option(name: str, value) -> int | None:
+    if value is None:
+        return None
+    if not str(value).isdigit():
+        raise Exit(f"error: --{name}: expected a release number, got {value!r}", 2)
+    return int(value)
 
 
 def make_collection(root: str | Path) -> Collection:
     """The task collection for a project whose ``config/`` and ``templates/`` live in ``root``."""
     root = Path(root).resolve()
 
-    @task(help={"stage": STAGE_HELP, "force-unlock": "First break a stale lock left by a killed deploy (shows its holder)."})
-    def deploy(c, stage=None, force_unlock=False):
+    @task(help={**HELP, "force-unlock": "First break a stale lock left by a killed deploy (shows its holder)."})
+    def deploy(c, stage=None, hosts=None, roles=None, dry_run=False, force_unlock=False, json=False, verbose=False, quiet=False):
         """Deploy the artifact to every host of a stage (build, upload, hooks, atomic switch)."""
         from .deploy import deploy as run
 
-        _run(root, stage, lambda cfg, rep: _summary(rep, run(cfg, rep, force_unlock=force_unlock)))
+        opts = Options(stage, hosts, roles, json, verbose, quiet)
+        _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, force_unlock=force_unlock, dry_run=dry_run)))
 
-    @task(help={"stage": STAGE_HELP, "to": "Release number to roll back to (default: the previous good one)."})
-    def rollback(c, stage=None, to=None):
+    @task(help={**HELP, "to": "Release number to roll back to (default: the previous good one)."})
+    def rollback(c, stage=None, to=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
         """Switch every host back to the previous good release, instantly (no upload)."""
         from .deploy import rollback as run
 
-        target = None
-        if to is not None:
-            if not str(to).isdigit():
-                raise Exit(f"error: --to: expected a release number, got {to!r}", 2)
-            target = int(to)
-        _run(root, stage, lambda cfg, rep: _summary(rep, run(cfg, rep, target)))
+        target = _int_option("to", to)
+        opts = Options(stage, hosts, roles, json, verbose, quiet)
+        _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, target, dry_run=dry_run)))
 
-    @task(help={"stage": STAGE_HELP})
-    def releases(c, stage=None):
+    @task(help={k: HELP[k] for k in ("stage", "hosts", "roles", "json")})
+    def releases(c, stage=None, hosts=None, roles=None, json=False):
         """List each host's releases: current, status, when and by whom, sha256."""
         from .manage import releases as run
 
-        _run(root, stage, run)
+        _run(root, Options(stage, hosts, roles, json), run)
 
-    @task(help={"stage": STAGE_HELP})
-    def cleanup(c, stage=None):
+    @task(help={**{k: HELP[k] for k in ("stage", "hosts", "roles", "json")}, "limit": "Show the last N events (default 50, 0 for all)."})
+    def history(c, stage=None, hosts=None, roles=None, json=False, limit=50):
+        """List every event of a stage: deploys, rollbacks, cleanups, failures."""
+        from .manage import history as run
+
+        count = _int_option("limit", limit)
+        _run(root, Options(stage, hosts, roles, json), lambda cfg, rep: run(cfg, rep, count or 0))
+
+    @task(help=HELP)
+    def cleanup(c, stage=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
         """Remove old releases beyond keep_releases (never current or the rollback target)."""
         from .manage import cleanup as run
 
-        _run(root, stage, run)
+        _run(root, Options(stage, hosts, roles, json, verbose, quiet), lambda cfg, rep: run(cfg, rep, dry_run=dry_run))
 
-    @task(help={"stage": STAGE_HELP})
-    def check(c, stage=None):
+    @task(help={k: HELP[k] for k in ("stage", "hosts", "roles", "json", "verbose")})
+    def check(c, stage=None, hosts=None, roles=None, json=False, verbose=False):
         """Reach every host and verify permissions, free disk and layout; change nothing."""
         from .manage import check as run
 
         def action(cfg, rep):
             reports = run(cfg, rep)
+            if any(r.unreachable for r in reports.values()):
+                raise Exit("error: check: some hosts are unreachable (see above)", 4)
             if any(r.problems for r in reports.values()):
                 raise Exit("error: check found problems (see above)", 1)
 
-        _run(root, stage, action)
+        _run(root, Options(stage, hosts, roles, json, verbose), action)
 
-    @task(help={"stage": STAGE_HELP})
-    def unlock(c, stage=None):
+    @task(help={k: HELP[k] for k in ("stage", "hosts", "roles")})
+    def unlock(c, stage=None, hosts=None, roles=None):
         """Break a stale deploy lock on every host, showing who held it and since when."""
         from .manage import unlock as run
 
-        _run(root, stage, run)
+        _run(root, Options(stage, hosts, roles), run)
 
-    for body in (deploy, rollback):
+    for body in (deploy, rollback, cleanup, check, releases, history, unlock):
         body.__doc__ = (body.__doc__ or "") + "\n\n" + EXIT_CODES
-    return Collection(deploy, rollback, releases, cleanup, check, unlock)
+    return Collection(deploy, rollback, releases, history, cleanup, check, unlock)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: invoke --list (in a folder with tasks.py)")

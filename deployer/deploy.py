@@ -65,6 +65,16 @@ class Summary:
     release: int | None
     rows: list[HostReport] = field(default_factory=list)
     seconds: float = 0.0
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        """The documented ``--json`` shape of deploy, rollback and promote."""
+        return {
+            "ok": True, "command": self.command, "stage": self.stage, "release": self.release,
+            "dry_run": self.dry_run, "seconds": round(self.seconds, 3),
+            "hosts": [{"host": r.host, "release": r.release, "previous": r.previous, "status": r.status,
+                       "seconds": round(r.seconds, 3)} for r in self.rows],
+        }
 
 
 class EventLog:
@@ -187,7 +197,7 @@ class DeployRun:
             sort_keys=True,
         )
         uploader = Uploader(
-            self.art, layout, self.config.delta, release_shas(plan.merged_log(facts)), self.artifact_url()
+            self.art, layout, self.config.delta, release_shas(plan.merged_log(facts)), self.artifact_url(), self.reporter
         )
 
         def step(session: Session) -> Upload:
@@ -205,6 +215,7 @@ class DeployRun:
         try:
             outcomes = self.fleet.each(step)
         finally:
+            self.reporter.end_progress()
             uploader.discard()
         for outcome in outcomes:
             result = outcome.value.describe(human_bytes) if outcome.ok else f"FAILED: {outcome.reason()}"
@@ -334,7 +345,8 @@ def cleanup_after(fleet: Fleet, written: list[releaselog.Event]) -> dict[str, li
 
 
 def deploy(
-    config: Config, reporter: Reporter, opener: SessionOpener = open_session, force_unlock: bool = False
+    config: Config, reporter: Reporter, opener: SessionOpener = open_session, force_unlock: bool = False,
+    dry_run: bool = False,
 ) -> Summary:
     """Deploy the configured artifact to every host of the stage."""
     art = artifacts.prepare(config)
@@ -342,16 +354,22 @@ def deploy(
         secrets = reporter.secrets
         for host in config.hosts:  # render once up front: a template error touches no host
             templates.render_host(config, host, 0, secrets)
-        with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("deploy", force=force_unlock):
-            return DeployRun(fleet, art, secrets).execute(fleet.probe())
+        with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, \
+                fleet.locked("deploy", force=force_unlock):
+            summary = DeployRun(fleet, art, secrets).execute(fleet.probe())
+            summary.dry_run = dry_run
+            return summary
     finally:
         art.discard()
 
 
-def rollback(config: Config, reporter: Reporter, to: int | None = None, opener: SessionOpener = open_session) -> Summary:
+def rollback(
+    config: Config, reporter: Reporter, to: int | None = None, opener: SessionOpener = open_session,
+    dry_run: bool = False,
+) -> Summary:
     """Switch every host back to the previous good release (or ``to``), no upload."""
     start = time.monotonic()
-    with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("rollback"):
+    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("rollback"):
         facts = fleet.probe()
         target = plan.choose_rollback(facts, to)
         previous = {name: f.current for name, f in facts.items()}
@@ -378,4 +396,4 @@ def rollback(config: Config, reporter: Reporter, to: int | None = None, opener: 
         log.append(*events)
         run_hooks(fleet, "after_rollback", "rollback", target, previous)
         rows = [HostReport(n, target, previous[n], "active") for n in fleet.names]
-        return Summary("rollback", config.stage, target, rows, time.monotonic() - start)
+        return Summary("rollback", config.stage, target, rows, time.monotonic() - start, dry_run)

@@ -22,7 +22,7 @@ from .facts import HostFacts, parse_lock_info, parse_probe, probe_command
 from .layout import Layout
 from .output import Reporter
 from .runner import Outcome, each
-from .transport import Result, Session, open_session
+from .transport import DryRunSession, Result, Session, open_session
 
 T = TypeVar("T")
 SessionOpener = Callable[[Config, Host], Session]
@@ -54,14 +54,15 @@ class Fleet:
         self.layout = Layout(config.deploy_to)
         self.cancel = threading.Event()
         self.dead: dict[str, str] = {}
-        for session in sessions.values():
+        for name, session in sessions.items():
             session.cancel = self.cancel
+            session.trace = lambda script, name=name: reporter.command(name, script)
 
     @classmethod
     @contextlib.contextmanager
     def connect(
         cls, config: Config, reporter: Reporter, hosts: Sequence[Host] | None = None,
-        opener: SessionOpener = open_session, allow_missing: bool = False,
+        opener: SessionOpener = open_session, allow_missing: bool = False, dry_run: bool = False,
     ) -> Iterator["Fleet"]:
         """Connect to every host in parallel; if any fails (and ``allow_missing`` is off),
         close the rest and raise one error naming every unreachable host."""
@@ -74,14 +75,30 @@ class Fleet:
             for session in sessions.values():
                 session.close()
             raise_first(failed, HostUnreachable)
+        plans: dict[str, list[str]] = {name: [] for name in sessions}
+        if dry_run:
+            sessions = {name: DryRunSession(s, plans[name]) for name, s in sessions.items()}
         fleet = cls(config, sessions, reporter)
         fleet.unreachable = {o.name: o.reason() for o in failed}
+        fleet.dry_run = dry_run
+        fleet.plans = plans
         try:
             yield fleet
+            if dry_run:
+                fleet.print_plan()
         finally:
             for session in sessions.values():
                 with contextlib.suppress(Exception):
                     session.close()
+
+    def print_plan(self) -> None:
+        """--dry-run: every command that would have run, per host, in order."""
+        self.reporter.final(f"dry run: nothing was changed; the plan for {self.config.stage}:")
+        for name, commands_run in self.plans.items():
+            self.reporter.final(f"{name}:")
+            for index, text in enumerate(commands_run, 1):
+                body = text.replace("\n", "\n      ")
+                self.reporter.final(f"  {index:>2}. {body}")
 
     @property
     def names(self) -> list[str]:
@@ -108,17 +125,13 @@ class Fleet:
                 self.dead[outcome.name] = "unreachable earlier in this task"
         return outcomes
 
-    def run_everywhere(self, script_for: Callable[[str], str], what: str, names: Sequence[str] | None = None) -> dict[str, Result]:
-        """Run a per-host script; any failure raises DeployFailed naming host and output."""
-        outcomes = self.each(lambda s: checked(s, script_for(s.host.name), what), names)
+    def probe(self) -> dict[str, HostFacts]:
+        script = probe_command(self.layout)
+        outcomes = self.each(lambda s: checked(s, script, "read state", read_only=True))
         failed = [o for o in outcomes if not o.ok]
         if failed:
             raise_first(failed, DeployFailed)
-        return {o.name: o.value for o in outcomes}
-
-    def probe(self) -> dict[str, HostFacts]:
-        script = probe_command(self.layout)
-        results = self.run_everywhere(lambda _: script, "read state")
+        results = {o.name: o.value for o in outcomes}
         return {name: parse_probe(result.stdout) for name, result in results.items()}
 
     @contextlib.contextmanager
@@ -189,9 +202,9 @@ class Fleet:
         self.each(lambda s: s.run(script), names)
 
 
-def checked(session: Session, script: str, what: str, stdin: bytes | None = None) -> Result:
+def checked(session: Session, script: str, what: str, stdin: bytes | None = None, read_only: bool = False) -> Result:
     """Run a script; a non-zero exit becomes DeployFailed naming host, step and output."""
-    result = session.run(script, stdin)
+    result = session.run(script, stdin, read_only=read_only)
     if not result.ok:
         raise DeployFailed(f"host {session.host.name}: {what} failed: {result.output_tail()}")
     return result

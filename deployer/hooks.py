@@ -63,6 +63,10 @@ def run_hooks(
     for hook in config.hooks.get(phase, ()):
         if hook.local:
             prev = max((p for p in previous.values() if p is not None), default=None)
+            if getattr(fleet, "dry_run", False):
+                for plan_of_host in fleet.plans.values():
+                    plan_of_host.append(f"# on this machine ({phase}, local hook)\n{hook.command}")
+                continue
             run_local(config, phase, hook, hook_env(config, command, release, prev), fleet.reporter)
             continue
         hosts = [fleet.host(n) for n in fleet.names]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from . import plan, releaselog
@@ -15,47 +16,84 @@ from .shell import quote
 from .transport import open_session
 
 
-def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict[str, HostFacts]:
-    """Print, per host, every release kept: current, status, when, by whom, checksum."""
-    with Fleet.connect(config, reporter, opener=opener) as fleet:
-        facts = fleet.probe()
+def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
+    """The releases of a stage as data (the documented ``releases --json`` shape)."""
     events = plan.merged_log(facts)
     info = releaselog.deploy_info(events)
     status = releaselog.statuses(events)
-    currents = {f.current for f in facts.values()}
+    hosts = {}
     for name, fact in facts.items():
-        reporter.line(f"{name}  ({config.deploy_to})")
-        if not fact.releases:
-            reporter.line("  no releases")
-            continue
         rows = []
         for number in sorted(fact.releases, reverse=True):
             event = info.get(number)
-            state = status.get(number, "?") if fact.releases[number] == "complete" else "partial"
-            rows.append([
-                "*" if number == fact.current else "",
-                number,
-                state,
-                event.at[:19].replace("T", " ") if event else "",
-                event.by if event else "",
-                (event.sha256 or "")[:12] if event else "",
-                (event.revision or "") if event else "",
-            ])
-        reporter.table(["", "release", "status", "deployed (UTC)", "by", "sha256", "revision"], rows)
-        if fact.current is None and fact.current_raw:
-            reporter.line(f"  current points to {fact.current_raw!r}, which is not a release")
-        if fact.lock:
-            reporter.line(f"  locked by {describe_lock(fact.lock)}")
-    if len(currents) > 1:
-        detail = ", ".join(f"{n}: {f.current}" for n, f in facts.items())
-        reporter.line(f"hosts DIVERGE on current: {detail}")
-    return facts
+            rows.append({
+                "release": number,
+                "current": number == fact.current,
+                "status": status.get(number, "unknown") if fact.releases[number] == "complete" else "partial",
+                "deployed_at": event.at if event else None,
+                "deployed_by": event.by if event else None,
+                "sha256": event.sha256 if event else None,
+                "revision": event.revision if event else None,
+                "subject": event.extra.get("subject") if event else None,
+            })
+        hosts[name] = {
+            "current": fact.current,
+            "current_target": fact.current_raw or None,
+            "releases": rows,
+            "lock": fact.lock,
+        }
+    currents = {f.current for f in facts.values()}
+    return {"stage": config.stage, "deploy_to": config.deploy_to, "hosts": hosts, "diverged": len(currents) > 1}
 
 
-def cleanup(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict[str, list[int]]:
+def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict:
+    """Print, per host, every release kept: current, status, when, by whom, checksum."""
+    with Fleet.connect(config, reporter, opener=opener) as fleet:
+        data = describe_releases(config, fleet.probe())
+    for name, host in data["hosts"].items():
+        reporter.line(f"{name}  ({config.deploy_to})")
+        if not host["releases"]:
+            reporter.line("  no releases")
+        else:
+            reporter.table(
+                ["", "release", "status", "deployed (UTC)", "by", "sha256", "revision"],
+                [["*" if r["current"] else "", r["release"], r["status"], (r["deployed_at"] or "")[:19].replace("T", " "),
+                  r["deployed_by"] or "", (r["sha256"] or "")[:12], r["revision"] or ""] for r in host["releases"]],
+            )
+        if host["current"] is None and host["current_target"]:
+            reporter.line(f"  current points to {host['current_target']!r}, which is not a release")
+        if host["lock"]:
+            reporter.line(f"  locked by {describe_lock(host['lock'])}")
+    if data["diverged"]:
+        detail = ", ".join(f"{n}: {h['current']}" for n, h in data["hosts"].items())
+        reporter.final(f"hosts DIVERGE on current: {detail}")
+    reporter.document(data)
+    return data
+
+
+def history(config: Config, reporter: Reporter, limit: int = 50, opener: SessionOpener = open_session) -> dict:
+    """Every event of the stage (deploy, rollback, promote, cleanup, failure), newest last."""
+    with Fleet.connect(config, reporter, opener=opener) as fleet:
+        events = plan.merged_log(fleet.probe())
+    shown = events[-limit:] if limit else events
+    rows = [[e.at[:19].replace("T", " "), e.event, "" if e.release is None else e.release, e.status or "",
+             e.by, (e.sha256 or "")[:12], e.revision or "", (e.detail or "")[:60]] for e in shown]
+    if rows:
+        reporter.table(["when (UTC)", "event", "release", "status", "by", "sha256", "revision", "detail"], rows)
+    else:
+        reporter.line("no events yet")
+    data = {"stage": config.stage, "events": [json.loads(e.to_json()) for e in shown]}
+    reporter.document(data)
+    return data
+
+
+def cleanup(
+    config: Config, reporter: Reporter, opener: SessionOpener = open_session, dry_run: bool = False
+) -> dict[str, list[int]]:
     """Remove releases beyond keep_releases, failed ones first; never current or the rollback target."""
-    with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("cleanup"):
+    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("cleanup"):
         victims = cleanup_after(fleet, [])
+    reporter.document({"command": "cleanup", "stage": config.stage, "ok": True, "removed": victims})
     if not any(victims.values()):
         reporter.line(f"nothing to clean up: every host keeps at most {config.keep_releases} releases")
     return victims
@@ -72,6 +110,7 @@ class HostCheck:
     name: str
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unreachable: bool = False
 
 
 def check_command(config: Config) -> str:
@@ -101,15 +140,19 @@ def check(config: Config, reporter: Reporter, opener: SessionOpener = open_sessi
     script = check_command(config) + "\necho '--- end check ---'\n" + probe_command(layout)
     reports: dict[str, HostCheck] = {}
     with Fleet.connect(config, reporter, opener=opener, allow_missing=True) as fleet:
-        for name, reason in fleet.unreachable.items():
-            reports[name] = HostCheck(name, [reason])
-        for outcome in fleet.each(lambda s: checked(s, script, "check")):
+        unreachable = dict(fleet.unreachable)
+        for name, reason in unreachable.items():
+            reports[name] = HostCheck(name, [reason], unreachable=True)
+        for outcome in fleet.each(lambda s: checked(s, script, "check", read_only=True)):
             report = reports.setdefault(outcome.name, HostCheck(outcome.name))
             if not outcome.ok:
                 report.problems.append(outcome.reason())
                 continue
             head, _, rest = outcome.value.stdout.partition("--- end check ---\n")
             judge(report, head, parse_probe(rest), config)
+    reporter.document({"stage": config.stage, "hosts": {
+        name: {"ok": not r.problems, "unreachable": name in unreachable, "problems": r.problems, "notes": r.notes}
+        for name, r in reports.items()}})
     for report in reports.values():
         if report.problems:
             reporter.line(f"{report.name}: {len(report.problems)} problem(s)")

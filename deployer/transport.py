@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from .config import Config, Host
 from .errors import HostUnreachable, Interrupted
@@ -46,15 +46,23 @@ class Result:
         return " | ".join(text[-lines:]) or f"exit code {self.exit_code}"
 
 
+Progress = Callable[[int], None]
+
+
+def _no_trace(script: str) -> None:
+    pass
+
+
 class Session(Protocol):
     """A connection to one host that runs scripts."""
 
     host: Host
     cancel: threading.Event
+    trace: Callable[[str], None]
 
-    def run(self, script: str, stdin: bytes | None = None) -> Result: ...
+    def run(self, script: str, stdin: bytes | None = None, read_only: bool = False) -> Result: ...
 
-    def stream(self, script: str, chunks: Iterable[bytes]) -> Result: ...
+    def stream(self, script: str, chunks: Iterable[bytes], progress: Progress | None = None) -> Result: ...
 
     def close(self) -> None: ...
 
@@ -66,8 +74,10 @@ class LocalSession:
         self.host = host
         self.timeout = timeout
         self.cancel = threading.Event()
+        self.trace = _no_trace
 
-    def run(self, script: str, stdin: bytes | None = None) -> Result:
+    def run(self, script: str, stdin: bytes | None = None, read_only: bool = False) -> Result:
+        self.trace(script)
         try:
             proc = subprocess.run(
                 ["/bin/sh", "-c", script], input=stdin or b"", capture_output=True, timeout=self.timeout
@@ -76,7 +86,8 @@ class LocalSession:
             raise HostUnreachable(f"host {self.host.name}: command ran past {self.timeout:g}s (ssh.command_timeout)") from None
         return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
-    def stream(self, script: str, chunks: Iterable[bytes]) -> Result:
+    def stream(self, script: str, chunks: Iterable[bytes], progress: Progress | None = None) -> Result:
+        self.trace(script)
         proc = subprocess.Popen(
             ["/bin/sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -88,6 +99,8 @@ class LocalSession:
                     proc.wait()
                     raise Interrupted("interrupted during upload")
                 proc.stdin.write(chunk)
+                if progress:
+                    progress(len(chunk))
         except BrokenPipeError:
             pass  # tar stopped reading: its exit code and stderr say why
         out, err = proc.communicate(timeout=self.timeout)
@@ -105,6 +118,7 @@ class SshSession:
         self.connection = connection
         self.timeout = timeout
         self.cancel = threading.Event()
+        self.trace = _no_trace
 
     @property
     def transport(self) -> "paramiko.Transport":
@@ -114,6 +128,7 @@ class SshSession:
         return HostUnreachable(f"host {self.host.name}: connection lost {during}")
 
     def _open(self, script: str):
+        self.trace(script)
         try:
             channel = self.transport.open_session(timeout=self.timeout)
             channel.settimeout(self.timeout)
@@ -149,10 +164,10 @@ class SshSession:
         channel.close()
         return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
-    def run(self, script: str, stdin: bytes | None = None) -> Result:
+    def run(self, script: str, stdin: bytes | None = None, read_only: bool = False) -> Result:
         return self.stream(script, [stdin] if stdin else [])
 
-    def stream(self, script: str, chunks: Iterable[bytes]) -> Result:
+    def stream(self, script: str, chunks: Iterable[bytes], progress: Progress | None = None) -> Result:
         channel = self._open(script)
         try:
             for chunk in chunks:
@@ -160,6 +175,8 @@ class SshSession:
                     channel.close()
                     raise Interrupted("interrupted during upload")
                 channel.sendall(chunk)
+                if progress:
+                    progress(len(chunk))
             channel.shutdown_write()
         except socket.timeout:
             channel.close()
@@ -172,6 +189,32 @@ class SshSession:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class DryRunSession:
+    """Wraps a real session for ``--dry-run``: read-only probes really run (the plan is
+    made from real facts), every other command is recorded and reported as succeeded."""
+
+    def __init__(self, real: Session, plan: list[str]) -> None:
+        self.real = real
+        self.host = real.host
+        self.plan = plan
+        self.cancel = real.cancel
+        self.trace = _no_trace
+
+    def run(self, script: str, stdin: bytes | None = None, read_only: bool = False) -> Result:
+        if read_only:
+            return self.real.run(script, stdin, read_only=True)
+        note = f"# with {len(stdin)} bytes on stdin\n" if stdin else ""
+        self.plan.append(note + script)
+        return Result(0, "", "")
+
+    def stream(self, script: str, chunks: Iterable[bytes], progress: Progress | None = None) -> Result:
+        self.plan.append("# with the upload streamed on stdin\n" + script)
+        return Result(0, "", "")
+
+    def close(self) -> None:
+        self.real.close()
 
 
 def known_hosts_name(host: str, port: int) -> str:

@@ -65,10 +65,12 @@ class Uploader:
     """Uploads one artifact to many hosts; deltas are built once per distinct base."""
 
     def __init__(
-        self, art: Artifact, layout: Layout, delta_enabled: bool, shas: dict[int, str], url: str | None = None
+        self, art: Artifact, layout: Layout, delta_enabled: bool, shas: dict[int, str], url: str | None = None,
+        reporter=None,
     ) -> None:
         self.art = art
         self.url = url
+        self.reporter = reporter
         self.layout = layout
         self.delta_enabled = delta_enabled
         self.delta_possible = delta_enabled and not art.has_hardlinks
@@ -94,14 +96,15 @@ class Uploader:
         return Upload(FULL, None, self.art.size)
 
     def _run(self, session: Session, script: str, number: int, payload: Path | None = None) -> None:
-        result = session.stream(script, file_chunks(payload) if payload else [])
+        progress = self.reporter.upload_progress(session.host.name, payload.stat().st_size) if payload and self.reporter else None
+        result = session.stream(script, file_chunks(payload) if payload else [], progress)
         if not result.ok:
             raise DeployFailed(f"host {session.host.name}: upload of release {number} failed: {result.output_tail()}")
 
     def _delta_for(self, session: Session, base: int) -> Path | None:
         """The delta against the host's base release, or None if a full upload is better."""
         manifest_path = f"{self.layout.release(base)}/{MANIFEST_NAME}"
-        result = session.run(commands.read_base64(manifest_path))
+        result = session.run(commands.read_base64(manifest_path), read_only=True)
         try:
             base_manifest = parse_manifest(gzip.decompress(base64.b64decode(result.stdout)))
         except (binascii.Error, OSError, EOFError, ValueError):
