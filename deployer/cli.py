@@ -135,6 +135,27 @@ def make_collection(root: str | Path) -> Collection:
         opts = Options(stage, hosts, roles, json, verbose, quiet)
         _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, target, dry_run=dry_run)))
 
+    @task(help={
+        "from": "The stage whose current release is promoted.", "to": "The stage it is deployed to.",
+        "release": "Promote this release of the source stage instead of its current one.",
+        **{k: HELP[k] for k in ("dry-run", "json", "verbose", "quiet")},
+    })
+    def promote(c, from_=None, to=None, release=None, dry_run=False, json=False, verbose=False, quiet=False):
+        """Deploy to --to exactly the artifact live on --from (same sha256), no rebuild."""
+        from . import config as cfg
+        from .promote import promote as run
+
+        if not from_ or not to:
+            raise Exit("error: promote: give both --from=<stage> and --to=<stage>", 2)
+        number = _int_option("release", release)
+        opts = Options(to, None, None, json, verbose, quiet)
+
+        def action(target, rep):
+            source = cfg.load(root, from_)
+            _summary(rep, run(source, target, rep, number, dry_run=dry_run))
+
+        _run(root, opts, action)
+
     @task(help={k: HELP[k] for k in ("stage", "hosts", "roles", "json")})
     def releases(c, stage=None, hosts=None, roles=None, json=False):
         """List each host's releases: current, status, when and by whom, sha256."""
@@ -178,9 +199,9 @@ def make_collection(root: str | Path) -> Collection:
 
         _run(root, Options(stage, hosts, roles), run)
 
-    for body in (deploy, rollback, cleanup, check, releases, history, unlock):
+    for body in (deploy, rollback, promote, cleanup, check, releases, history, unlock):
         body.__doc__ = (body.__doc__ or "") + "\n\n" + EXIT_CODES
-    return Collection(deploy, rollback, releases, history, cleanup, check, unlock)
+    return Collection(deploy, rollback, promote, releases, history, cleanup, check, unlock)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -150,7 +150,11 @@ def restore(fleet: Fleet, previous: dict[str, int | None], names: Sequence[str],
 class DeployRun:
     """One deploy of one artifact to a connected, locked fleet."""
 
-    def __init__(self, fleet: Fleet, art: artifacts.Artifact, secrets: templates.Secrets, command: str = "deploy") -> None:
+    def __init__(
+        self, fleet: Fleet, art: artifacts.Artifact, secrets: templates.Secrets, command: str = "deploy",
+        detail: str | None = None,
+    ) -> None:
+        self.detail = detail
         self.fleet = fleet
         self.config = fleet.config
         self.art = art
@@ -180,7 +184,7 @@ class DeployRun:
             error = self.undo(exc)
             self.on_failure()
             raise error from None
-        self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._previous_value()))
+        self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._previous_value(), detail=self.detail))
         cleanup_after(self.fleet, self.log.written)
         rows = [HostReport(n, self.number, self.previous[n], "active") for n in self.fleet.names]
         return Summary(self.command, self.config.stage, self.number, rows, time.monotonic() - start)
@@ -223,7 +227,7 @@ class DeployRun:
         failed = [o for o in outcomes if not o.ok]
         if failed:
             raise_first(failed, DeployFailed)
-        self.log.append(self.log.make(number, releaselog.STAGED))
+        self.log.append(self.log.make(number, releaselog.STAGED, detail=self.detail))
 
     def artifact_url(self) -> str | None:
         url = self.config.artifact_url

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Protocol
 
 from .config import Config, Host
 from .errors import HostUnreachable, Interrupted
@@ -64,6 +64,8 @@ class Session(Protocol):
 
     def stream(self, script: str, chunks: Iterable[bytes], progress: Progress | None = None) -> Result: ...
 
+    def fetch(self, script: str, sink: BinaryIO) -> Result: ...
+
     def close(self) -> None: ...
 
 
@@ -106,6 +108,12 @@ class LocalSession:
         out, err = proc.communicate(timeout=self.timeout)
         return Result(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
+    def fetch(self, script: str, sink: BinaryIO) -> Result:
+        """Run a read-only script whose (binary) stdout goes to ``sink``."""
+        self.trace(script)
+        proc = subprocess.run(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.PIPE)
+        return Result(proc.returncode, "", proc.stderr.decode(errors="replace"))
+
     def close(self) -> None:
         pass
 
@@ -137,14 +145,19 @@ class SshSession:
             raise HostUnreachable(f"host {self.host.name}: connection lost ({exc or type(exc).__name__})") from None
         return channel
 
-    def _collect(self, channel) -> Result:
+    def _collect(self, channel, sink: BinaryIO | None = None) -> Result:
         """Drain stdout and stderr together (so neither can fill its window and stall the
-        other) until the command exits; silence longer than the timeout abandons it."""
+        other) until the command exits; silence longer than the timeout abandons it.
+        With a ``sink``, stdout is written there as it arrives instead of kept."""
         out, err = bytearray(), bytearray()
         quiet_since = time.monotonic()
         while True:
             while channel.recv_ready():
-                out += channel.recv(CHUNK)
+                data = channel.recv(CHUNK)
+                if sink is not None:
+                    sink.write(data)
+                else:
+                    out += data
             while channel.recv_stderr_ready():
                 err += channel.recv_stderr(CHUNK)
             if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
@@ -187,6 +200,12 @@ class SshSession:
             # The remote command stopped reading; its exit code and stderr tell why.
         return self._collect(channel)
 
+    def fetch(self, script: str, sink: BinaryIO) -> Result:
+        """Run a read-only script whose (binary) stdout is streamed into ``sink``."""
+        channel = self._open(script)
+        channel.shutdown_write()
+        return self._collect(channel, sink)
+
     def close(self) -> None:
         self.connection.close()
 
@@ -212,6 +231,9 @@ class DryRunSession:
     def stream(self, script: str, chunks: Iterable[bytes], progress: Progress | None = None) -> Result:
         self.plan.append("# with the upload streamed on stdin\n" + script)
         return Result(0, "", "")
+
+    def fetch(self, script: str, sink: BinaryIO) -> Result:
+        return self.real.fetch(script, sink)  # reading only
 
     def close(self) -> None:
         self.real.close()
