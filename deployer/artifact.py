@@ -8,11 +8,13 @@ chunks, never read into memory whole.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
 import os
 import posixpath
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -91,15 +93,18 @@ class Artifact:
     temporary: bool = False
     manifest: dict[str, "Entry"] = field(default_factory=dict, compare=False, repr=False)
     has_hardlinks: bool = False
+    temporary_dir: Path | None = None
 
     def manifest_bytes(self) -> bytes:
         """The manifest as stored on hosts (gzip), for the next deploy's delta."""
         return gzip.compress(format_manifest(self.manifest), compresslevel=6, mtime=0)
 
     def discard(self) -> None:
-        """Remove the tar packed from a directory artifact."""
+        """Remove the tar packed from a directory artifact, or the export it was built in."""
         if self.temporary:
             self.path.unlink(missing_ok=True)
+        if self.temporary_dir is not None:
+            shutil.rmtree(self.temporary_dir, ignore_errors=True)
 
 
 def file_chunks(path: Path) -> Iterator[bytes]:
@@ -132,12 +137,12 @@ class _HashingReader(io.RawIOBase):
             pass
 
 
-def build(config: Config) -> None:
-    """Run ``artifact.build`` from the project root; a failure names the command."""
+def build(config: Config, root: Path | None = None) -> None:
+    """Run ``artifact.build`` from the project root (or an export); a failure names the command."""
     command = config.artifact_build
     if not command:
         return
-    proc = subprocess.run(command, shell=True, cwd=config.root, capture_output=True, text=True)
+    proc = subprocess.run(command, shell=True, cwd=root or config.root, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:])
         raise ArtifactError(f"artifact.build: `{command}` exited {proc.returncode}: {tail or 'no output'}")
@@ -264,11 +269,31 @@ def pack_directory(directory: Path, destination: BinaryIO) -> None:
                 tar.add(full, arcname=arcname, recursive=False, filter=normalise)
 
 
-def prepare(config: Config) -> Artifact:
-    """Build (if configured), pack a directory artifact, and check it. Touches no host."""
-    build(config)
-    path = config.artifact_path
-    label = f"artifact {_display(path, config.root)}"
+def prepare(config: Config, ref: str | None = None) -> Artifact:
+    """Build (if configured), pack a directory artifact, and check it. Touches no host.
+
+    With ``ref``, the build runs in a ``git archive`` export of that commit, so what is
+    deployed is exactly the commit, whatever the working tree holds."""
+    if ref is None:
+        return _prepare_in(config, config.root)
+    from . import git
+
+    folder = git.export(config.root, git.resolve(config.root, ref))
+    try:
+        found = _prepare_in(config, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if found.temporary:  # packed into a temp file: the export is no longer needed
+        shutil.rmtree(folder, ignore_errors=True)
+        return found
+    return dataclasses.replace(found, temporary_dir=folder)
+
+
+def _prepare_in(config: Config, root: Path) -> Artifact:
+    build(config, root)
+    path = root / config.artifact_path.relative_to(config.root) if config.artifact_path.is_relative_to(config.root) else config.artifact_path
+    label = f"artifact {_display(path, root)}"
     if not path.exists():
         raise ArtifactError(f"{label}: not found (artifact.path)")
     if path.is_dir():
@@ -282,7 +307,7 @@ def prepare(config: Config) -> Artifact:
         except BaseException:
             os.unlink(handle.name)
             raise
-        return Artifact(**{**found.__dict__, "temporary": True})
+        return dataclasses.replace(found, temporary=True)
     if path.stat().st_size == 0:
         raise ArtifactError(f"{label}: the file is empty")
     return inspect(path, config.max_unpacked_size, label)

@@ -72,7 +72,7 @@ def select_hosts(config, hosts: str | None, roles: str | None):
     )
     if not chosen:
         raise ConfigError(f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}")
-    return dataclasses.replace(config, hosts=chosen)
+    return dataclasses.replace(config, hosts=chosen, all_hosts=config.hosts)
 
 
 def _run(root: Path, opts: Options, action: Callable):
@@ -118,13 +118,15 @@ def make_collection(root: str | Path) -> Collection:
     """The task collection for a project whose ``config/`` and ``templates/`` live in ``root``."""
     root = Path(root).resolve()
 
-    @task(help={**HELP, "force-unlock": "First break a stale lock left by a killed deploy (shows its holder)."})
-    def deploy(c, stage=None, hosts=None, roles=None, dry_run=False, force_unlock=False, json=False, verbose=False, quiet=False):
+    @task(help={**HELP, "force-unlock": "First break a stale lock left by a killed deploy (shows its holder).",
+                "ref": "Build from this git branch, tag or commit (git archive; the working tree is not used)."})
+    def deploy(c, stage=None, hosts=None, roles=None, ref=None, dry_run=False, force_unlock=False, json=False,
+               verbose=False, quiet=False):
         """Deploy the artifact to every host of a stage (build, upload, hooks, atomic switch)."""
         from .deploy import deploy as run
 
         opts = Options(stage, hosts, roles, json, verbose, quiet)
-        _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, force_unlock=force_unlock, dry_run=dry_run)))
+        _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, force_unlock=force_unlock, dry_run=dry_run, ref=ref)))
 
     @task(help={**HELP, "to": "Release number to roll back to (default: the previous good one)."})
     def rollback(c, stage=None, to=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
@@ -171,6 +173,13 @@ def make_collection(root: str | Path) -> Collection:
         count = _int_option("limit", limit)
         _run(root, Options(stage, hosts, roles, json), lambda cfg, rep: run(cfg, rep, count or 0))
 
+    @task(help={**{k: HELP[k] for k in ("stage", "hosts", "roles", "json")}, "ref": "Compare with this ref (default HEAD)."})
+    def pending(c, stage=None, hosts=None, roles=None, ref="HEAD", json=False):
+        """List the commits between what is live on a stage and a local ref."""
+        from .manage import pending as run
+
+        _run(root, Options(stage, hosts, roles, json), lambda cfg, rep: run(cfg, rep, ref))
+
     @task(help=HELP)
     def cleanup(c, stage=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
         """Remove old releases beyond keep_releases (never current or the rollback target)."""
@@ -199,9 +208,10 @@ def make_collection(root: str | Path) -> Collection:
 
         _run(root, Options(stage, hosts, roles), run)
 
-    for body in (deploy, rollback, promote, cleanup, check, releases, history, unlock):
+    tasks = (deploy, rollback, promote, releases, history, pending, cleanup, check, unlock)
+    for body in tasks:
         body.__doc__ = (body.__doc__ or "") + "\n\n" + EXIT_CODES
-    return Collection(deploy, rollback, promote, releases, history, cleanup, check, unlock)
+    return Collection(*tasks)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -104,6 +104,7 @@ class Config:
     vars: dict[str, Any] = field(default_factory=dict)
     healthcheck: Healthcheck | None = None
     rollout: Rollout = field(default_factory=Rollout)
+    all_hosts: tuple[Host, ...] = ()  # set when --hosts/--roles narrowed ``hosts``
 
     @property
     def templates_dir(self) -> Path:

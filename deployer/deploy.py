@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets as token_source
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from . import artifact as artifacts
-from . import commands, plan, releaselog, templates
+from . import commands, git, plan, releaselog, templates
 from .config import Config
 from .errors import DeployerError, DeployFailed, Interrupted
 from .facts import HostFacts
@@ -33,18 +32,6 @@ from .artifact import MANIFEST_NAME
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def local_revision(config: Config) -> str | None:
-    """The project's git commit (with ``-dirty``), recorded with each release."""
-    try:
-        proc = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=config.root, capture_output=True, text=True, timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 @dataclass
@@ -80,19 +67,24 @@ class Summary:
 class EventLog:
     """Builds events for one operation (one id) and appends them on hosts."""
 
-    def __init__(self, fleet: Fleet, event: str, sha256: str | None = None, revision: str | None = None) -> None:
+    def __init__(
+        self, fleet: Fleet, event: str, sha256: str | None = None, revision: str | None = None,
+        extra: dict | None = None,
+    ) -> None:
         self.fleet = fleet
         self.event = event
         self.id = uuid.uuid4().hex[:16]
         self.sha256 = sha256
         self.revision = revision
+        self.extra = extra or {}
         self.written: list[releaselog.Event] = []
 
     def make(self, release: int | None, status: str | None, **fields) -> releaselog.Event:
         return releaselog.Event(
             id=self.id, event=fields.pop("event", self.event), at=now_iso(), by=whoami(),
             stage=self.fleet.config.stage, release=release, status=status,
-            sha256=fields.pop("sha256", self.sha256), revision=fields.pop("revision", self.revision), **fields,
+            sha256=fields.pop("sha256", self.sha256), revision=fields.pop("revision", self.revision),
+            extra={**self.extra, **fields.pop("extra", {})}, **fields,
         )
 
     def append(self, *events: releaselog.Event, names: Sequence[str] | None = None, strict: bool = True) -> None:
@@ -152,7 +144,7 @@ class DeployRun:
 
     def __init__(
         self, fleet: Fleet, art: artifacts.Artifact, secrets: templates.Secrets, command: str = "deploy",
-        detail: str | None = None,
+        detail: str | None = None, revision: git.Revision | None = None,
     ) -> None:
         self.detail = detail
         self.fleet = fleet
@@ -161,7 +153,11 @@ class DeployRun:
         self.secrets = secrets
         self.command = command
         self.reporter = fleet.reporter
-        self.log = EventLog(fleet, command, sha256=art.sha256, revision=local_revision(self.config))
+        revision = revision or git.describe(self.config.root)
+        extra = {"author": revision.author, "subject": revision.subject} if revision and revision.subject else {}
+        if len(fleet.names) < len(fleet.config_all_hosts):
+            extra["hosts"] = fleet.names  # a deploy to a subset says so in the log
+        self.log = EventLog(fleet, command, sha256=art.sha256, revision=revision.label if revision else None, extra=extra)
         self.switched: list[str] = []
         self.staged = False
 
@@ -350,17 +346,18 @@ def cleanup_after(fleet: Fleet, written: list[releaselog.Event]) -> dict[str, li
 
 def deploy(
     config: Config, reporter: Reporter, opener: SessionOpener = open_session, force_unlock: bool = False,
-    dry_run: bool = False,
+    dry_run: bool = False, ref: str | None = None,
 ) -> Summary:
-    """Deploy the configured artifact to every host of the stage."""
-    art = artifacts.prepare(config)
+    """Deploy the configured artifact to every host of the stage (built from ``ref`` if given)."""
+    art = artifacts.prepare(config, ref)
+    revision = git.describe(config.root, ref) if ref else None
     try:
         secrets = reporter.secrets
         for host in config.hosts:  # render once up front: a template error touches no host
             templates.render_host(config, host, 0, secrets)
         with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, \
                 fleet.locked("deploy", force=force_unlock):
-            summary = DeployRun(fleet, art, secrets).execute(fleet.probe())
+            summary = DeployRun(fleet, art, secrets, revision=revision).execute(fleet.probe())
             summary.dry_run = dry_run
             return summary
     finally:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from . import plan, releaselog
 from .config import Config
 from .deploy import cleanup_after
+from .errors import DeployerError, DeployFailed
 from .facts import HostFacts
 from .fleet import Fleet, SessionOpener, checked, describe_lock
 from .layout import Layout
@@ -192,3 +193,38 @@ def judge(report: HostCheck, head: str, facts: HostFacts, config: Config) -> Non
     if partial:
         report.notes.append(f"incomplete releases (cleanup removes them): {', '.join(map(str, partial))}")
     report.notes.append(f"current release {facts.current}" if facts.current is not None else "no current release")
+
+
+def pending(config: Config, reporter: Reporter, ref: str = "HEAD", opener: SessionOpener = open_session) -> dict:
+    """The commits between what is live on the stage and ``ref`` (like Heroku's pipelines:diff)."""
+    from . import git
+    from .errors import ConfigError
+
+    if not git.is_repository(config.root):
+        raise ConfigError(f"pending: {config.root} is not a git repository")
+    target = git.resolve(config.root, ref)
+    with Fleet.connect(config, reporter, opener=opener) as fleet:
+        facts = fleet.probe()
+    current = plan.current_release(facts)
+    if current is None:
+        raise DeployFailed(f"pending: nothing is deployed on {config.stage} yet")
+    event = releaselog.deploy_info(plan.merged_log(facts)).get(current)
+    deployed = (event.revision or "").removesuffix("-dirty") if event else ""
+    if not deployed:
+        raise DeployFailed(f"pending: release {current} on {config.stage} has no recorded revision")
+    try:
+        base = git.resolve(config.root, deployed)
+    except DeployerError:
+        raise DeployFailed(
+            f"pending: release {current} was deployed from {deployed}, which this repository does not know (git fetch?)"
+        ) from None
+    commits = git.commits_between(config.root, base, target)
+    reporter.line(f"{config.stage} runs release {current} ({base[:12]}); {len(commits)} commit(s) up to {ref}:")
+    for commit in commits:
+        reporter.line(f"  {commit.sha[:12]}  {commit.author:<20}  {commit.subject}")
+    data = {
+        "stage": config.stage, "current_release": current, "deployed_revision": base, "ref": ref, "ref_revision": target,
+        "commits": [{"sha": c.sha, "author": c.author, "subject": c.subject} for c in commits],
+    }
+    reporter.document(data)
+    return data
