@@ -30,6 +30,7 @@ HELP = {
     "verbose": "Print every remote command as it runs (secrets masked).",
     "quiet": "Print only errors and the final line.",
     "dry-run": "Connect and read the hosts, then print every command that would run; change nothing.",
+    "instance": "For a template stage (one using {instance}, e.g. review apps): which instance.",
 }
 
 
@@ -41,6 +42,7 @@ class Options:
     json: bool = False
     verbose: bool = False
     quiet: bool = False
+    instance: str | None = None
 
 
 def _stage(root: Path, stage: str | None) -> str:
@@ -82,7 +84,7 @@ def _run(root: Path, opts: Options, action: Callable):
 
     reporter = Reporter(quiet=opts.quiet, verbose=opts.verbose, json_mode=opts.json)
     try:
-        config = select_hosts(cfg.load(root, _stage(root, opts.stage)), opts.hosts, opts.roles)
+        config = select_hosts(cfg.load(root, _stage(root, opts.stage), opts.instance), opts.hosts, opts.roles)
         return action(config, reporter)
     except DeployerError as exc:
         message = reporter.secrets.mask(exc.message)
@@ -120,21 +122,21 @@ def make_collection(root: str | Path) -> Collection:
 
     @task(help={**HELP, "force-unlock": "First break a stale lock left by a killed deploy (shows its holder).",
                 "ref": "Build from this git branch, tag or commit (git archive; the working tree is not used)."})
-    def deploy(c, stage=None, hosts=None, roles=None, ref=None, dry_run=False, force_unlock=False, json=False,
+    def deploy(c, stage=None, instance=None, hosts=None, roles=None, ref=None, dry_run=False, force_unlock=False, json=False,
                verbose=False, quiet=False):
         """Deploy the artifact to every host of a stage (build, upload, hooks, atomic switch)."""
         from .deploy import deploy as run
 
-        opts = Options(stage, hosts, roles, json, verbose, quiet)
+        opts = Options(stage, hosts, roles, json, verbose, quiet, instance=instance)
         _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, force_unlock=force_unlock, dry_run=dry_run, ref=ref)))
 
     @task(help={**HELP, "to": "Release number to roll back to (default: the previous good one)."})
-    def rollback(c, stage=None, to=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
+    def rollback(c, stage=None, instance=None, to=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
         """Switch every host back to the previous good release, instantly (no upload)."""
         from .deploy import rollback as run
 
         target = _int_option("to", to)
-        opts = Options(stage, hosts, roles, json, verbose, quiet)
+        opts = Options(stage, hosts, roles, json, verbose, quiet, instance=instance)
         _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, target, dry_run=dry_run)))
 
     @task(help={
@@ -158,37 +160,37 @@ def make_collection(root: str | Path) -> Collection:
 
         _run(root, opts, action)
 
-    @task(help={k: HELP[k] for k in ("stage", "hosts", "roles", "json")})
-    def releases(c, stage=None, hosts=None, roles=None, json=False):
+    @task(help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")})
+    def releases(c, stage=None, instance=None, hosts=None, roles=None, json=False):
         """List each host's releases: current, status, when and by whom, sha256."""
         from .manage import releases as run
 
-        _run(root, Options(stage, hosts, roles, json), run)
+        _run(root, Options(stage, hosts, roles, json, instance=instance), run)
 
-    @task(help={**{k: HELP[k] for k in ("stage", "hosts", "roles", "json")}, "limit": "Show the last N events (default 50, 0 for all)."})
-    def history(c, stage=None, hosts=None, roles=None, json=False, limit=50):
+    @task(help={**{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")}, "limit": "Show the last N events (default 50, 0 for all)."})
+    def history(c, stage=None, instance=None, hosts=None, roles=None, json=False, limit=50):
         """List every event of a stage: deploys, rollbacks, cleanups, failures."""
         from .manage import history as run
 
         count = _int_option("limit", limit)
-        _run(root, Options(stage, hosts, roles, json), lambda cfg, rep: run(cfg, rep, count or 0))
+        _run(root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, count or 0))
 
-    @task(help={**{k: HELP[k] for k in ("stage", "hosts", "roles", "json")}, "ref": "Compare with this ref (default HEAD)."})
-    def pending(c, stage=None, hosts=None, roles=None, ref="HEAD", json=False):
+    @task(help={**{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")}, "ref": "Compare with this ref (default HEAD)."})
+    def pending(c, stage=None, instance=None, hosts=None, roles=None, ref="HEAD", json=False):
         """List the commits between what is live on a stage and a local ref."""
         from .manage import pending as run
 
-        _run(root, Options(stage, hosts, roles, json), lambda cfg, rep: run(cfg, rep, ref))
+        _run(root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, ref))
 
     @task(help=HELP)
-    def cleanup(c, stage=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
+    def cleanup(c, stage=None, instance=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
         """Remove old releases beyond keep_releases (never current or the rollback target)."""
         from .manage import cleanup as run
 
-        _run(root, Options(stage, hosts, roles, json, verbose, quiet), lambda cfg, rep: run(cfg, rep, dry_run=dry_run))
+        _run(root, Options(stage, hosts, roles, json, verbose, quiet, instance=instance), lambda cfg, rep: run(cfg, rep, dry_run=dry_run))
 
-    @task(help={k: HELP[k] for k in ("stage", "hosts", "roles", "json", "verbose")})
-    def check(c, stage=None, hosts=None, roles=None, json=False, verbose=False):
+    @task(help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json", "verbose")})
+    def check(c, stage=None, instance=None, hosts=None, roles=None, json=False, verbose=False):
         """Reach every host and verify permissions, free disk and layout; change nothing."""
         from .manage import check as run
 
@@ -199,16 +201,32 @@ def make_collection(root: str | Path) -> Collection:
             if any(r.problems for r in reports.values()):
                 raise Exit("error: check found problems (see above)", 1)
 
-        _run(root, Options(stage, hosts, roles, json, verbose), action)
+        _run(root, Options(stage, hosts, roles, json, verbose, instance=instance), action)
 
-    @task(help={k: HELP[k] for k in ("stage", "hosts", "roles")})
-    def unlock(c, stage=None, hosts=None, roles=None):
+    @task(help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles")} | {"yes": "Really remove the instance."})
+    def destroy(c, stage=None, instance=None, hosts=None, roles=None, yes=False):
+        """Remove an instance of a template stage (a review app) from every host."""
+        from .manage import destroy as run
+
+        def action(config, rep):
+            if not config.instance:
+                raise Exit(f"error: destroy: stage {config.stage} is not a template stage; destroy only removes "
+                           "instances of template stages (review apps)", 2)
+            if not yes:
+                raise Exit(f"error: destroy: this removes {config.deploy_to} on {len(config.hosts)} host(s); "
+                           "add --yes to confirm", 2)
+            run(config, rep)
+
+        _run(root, Options(stage, hosts, roles, instance=instance), action)
+
+    @task(help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles")})
+    def unlock(c, stage=None, instance=None, hosts=None, roles=None):
         """Break a stale deploy lock on every host, showing who held it and since when."""
         from .manage import unlock as run
 
-        _run(root, Options(stage, hosts, roles), run)
+        _run(root, Options(stage, hosts, roles, instance=instance), run)
 
-    tasks = (deploy, rollback, promote, releases, history, pending, cleanup, check, unlock)
+    tasks = (deploy, rollback, promote, releases, history, pending, cleanup, check, unlock, destroy)
     for body in tasks:
         body.__doc__ = (body.__doc__ or "") + "\n\n" + EXIT_CODES
     return Collection(*tasks)

@@ -105,6 +105,7 @@ class Config:
     healthcheck: Healthcheck | None = None
     rollout: Rollout = field(default_factory=Rollout)
     all_hosts: tuple[Host, ...] = ()  # set when --hosts/--roles narrowed ``hosts``
+    instance: str | None = None
 
     @property
     def templates_dir(self) -> Path:
@@ -228,11 +229,50 @@ def inside_relative(path: str) -> bool:
     return not pure.is_absolute() and ".." not in pure.parts and str(pure) not in ("", ".")
 
 
-def load(root: Path, stage: str) -> Config:
-    """Load and fully validate one stage. Raises :class:`ConfigError` naming file and key."""
+INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _mentions_instance(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{instance}" in value
+    if isinstance(value, dict):
+        return any(_mentions_instance(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_instance(v) for v in value)
+    return False
+
+
+def _fill_instance(value: Any, instance: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{instance}", instance)
+    if isinstance(value, dict):
+        return {k: _fill_instance(v, instance) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill_instance(v, instance) for v in value]
+    return value
+
+
+def is_template_stage(root: Path, stage: str) -> bool:
+    """A stage whose config mentions ``{instance}`` is a template for review apps."""
+    return _mentions_instance(load_raw(root.resolve(), stage))
+
+
+def load(root: Path, stage: str, instance: str | None = None) -> Config:
+    """Load and fully validate one stage. Raises :class:`ConfigError` naming file and key.
+
+    A template stage (one mentioning ``{instance}``) needs ``instance``, which fills in
+    every ``{instance}``: each instance is an isolated copy (its own deploy_to, lock, log)."""
     root = root.resolve()
     raw = load_raw(root, stage)
     where = f"config/{stage}.yml"
+    if _mentions_instance(raw):
+        if not instance:
+            raise ConfigError(f"--instance: stage {stage} is a template (it uses {{instance}}); give --instance=NAME")
+        if not INSTANCE_NAME.match(instance):
+            raise ConfigError(f"--instance: {instance!r} is not a valid instance name (letters, digits, '-', '_', '.'; at most 63)")
+        raw = _fill_instance(raw, instance)
+    elif instance:
+        raise ConfigError(f"--instance: stage {stage} is not a template stage (no {{instance}} in {where})")
 
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{where}: {key}: {problem}")
@@ -350,6 +390,7 @@ def load(root: Path, stage: str) -> Config:
         vars=dict(_get(raw, "vars") or {}),
         healthcheck=healthcheck,
         rollout=rollout,
+        instance=instance,
     )
 
 

@@ -30,6 +30,7 @@ def hook_env(config: Config, command: str, release: int | None, previous: int | 
         "DEPLOYER_RELEASE_PATH": "" if release is None else layout.release(release),
         "DEPLOYER_PREVIOUS_RELEASE": "" if previous is None else str(previous),
         "DEPLOYER_DEPLOY_TO": config.deploy_to,
+        "DEPLOYER_INSTANCE": config.instance or "",
     }
 
 

@@ -228,3 +228,18 @@ def pending(config: Config, reporter: Reporter, ref: str = "HEAD", opener: Sessi
     }
     reporter.document(data)
     return data
+
+
+def destroy(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> list[str]:
+    """Remove an instance of a template stage (a review app) from every host: its whole
+    deploy_to, releases, shared files and log. Only for template stages."""
+    from .shell import argv
+
+    with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("destroy"):
+        script = argv("rm", "-rf", "--", config.deploy_to)
+        for outcome in fleet.each(lambda s: checked(s, script, "destroy")):
+            if not outcome.ok:
+                raise DeployFailed(outcome.reason())
+            reporter.step(outcome.name, "destroy", f"removed {config.deploy_to}", outcome.seconds)
+    reporter.final(f"destroyed {config.stage} instance {config.instance} on {len(config.hosts)} host(s)")
+    return [h.name for h in config.hosts]

@@ -82,6 +82,7 @@ def render_host(config: Config, host: Host, release: int, secrets: Secrets) -> d
         "host": host_context(host),
         "release": release,
         "application": config.application,
+        "instance": config.instance,
         "env": read_env,
     }
     rendered = {}
