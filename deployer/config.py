@@ -57,6 +57,13 @@ class Healthcheck:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    url: str
+    format: str = "generic"
+    events: tuple[str, ...] = ("start", "success", "failure", "rollback", "promote")
+
+
+@dataclass(frozen=True)
 class Rollout:
     canary: int = 0
     batch_size: int | str = "100%"
@@ -106,6 +113,7 @@ class Config:
     rollout: Rollout = field(default_factory=Rollout)
     all_hosts: tuple[Host, ...] = ()  # set when --hosts/--roles narrowed ``hosts``
     instance: str | None = None
+    notify: tuple[Webhook, ...] = ()
 
     @property
     def templates_dir(self) -> Path:
@@ -391,6 +399,10 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         healthcheck=healthcheck,
         rollout=rollout,
         instance=instance,
+        notify=tuple(
+            Webhook(n["url"], n.get("format", "generic"), tuple(n.get("events", Webhook.events)))
+            for n in _get(raw, "notify") or []
+        ),
     )
 
 

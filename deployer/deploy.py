@@ -25,6 +25,7 @@ from .facts import HostFacts
 from .fleet import Fleet, SessionOpener, checked, raise_first, whoami
 from .output import Reporter, human_bytes
 from .hooks import run_hooks
+from .notify import notified
 from .transport import Session, open_session
 from .upload import IDENTICAL, Upload, Uploader, release_shas
 from .artifact import MANIFEST_NAME
@@ -53,6 +54,7 @@ class Summary:
     rows: list[HostReport] = field(default_factory=list)
     seconds: float = 0.0
     dry_run: bool = False
+    revision: str | None = None
 
     def to_dict(self) -> dict:
         """The documented ``--json`` shape of deploy, rollback and promote."""
@@ -183,7 +185,8 @@ class DeployRun:
         self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._previous_value(), detail=self.detail))
         cleanup_after(self.fleet, self.log.written)
         rows = [HostReport(n, self.number, self.previous[n], "active") for n in self.fleet.names]
-        return Summary(self.command, self.config.stage, self.number, rows, time.monotonic() - start)
+        return Summary(self.command, self.config.stage, self.number, rows, time.monotonic() - start,
+                       revision=self.log.revision)
 
     def _previous_value(self) -> int | None:
         values = {v for v in self.previous.values() if v is not None}
@@ -349,6 +352,12 @@ def deploy(
     dry_run: bool = False, ref: str | None = None,
 ) -> Summary:
     """Deploy the configured artifact to every host of the stage (built from ``ref`` if given)."""
+    return notified(config, reporter, "deploy", "success",
+                    lambda: _deploy(config, reporter, opener, force_unlock, dry_run, ref), dry_run)
+
+
+def _deploy(config: Config, reporter: Reporter, opener: SessionOpener, force_unlock: bool, dry_run: bool,
+            ref: str | None) -> Summary:
     art = artifacts.prepare(config, ref)
     revision = git.describe(config.root, ref) if ref else None
     try:
@@ -369,6 +378,10 @@ def rollback(
     dry_run: bool = False,
 ) -> Summary:
     """Switch every host back to the previous good release (or ``to``), no upload."""
+    return notified(config, reporter, "rollback", "rollback", lambda: _rollback(config, reporter, to, opener, dry_run), dry_run)
+
+
+def _rollback(config: Config, reporter: Reporter, to: int | None, opener: SessionOpener, dry_run: bool) -> Summary:
     start = time.monotonic()
     with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("rollback"):
         facts = fleet.probe()

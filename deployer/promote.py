@@ -22,6 +22,7 @@ from .deploy import DeployRun, Summary
 from .errors import DeployFailed
 from .facts import HostFacts
 from .fleet import Fleet, SessionOpener
+from .notify import notified
 from .output import Reporter
 from .shell import quote
 from .transport import open_session
@@ -94,6 +95,12 @@ def promote(
     opener: SessionOpener = open_session, dry_run: bool = False,
 ) -> Summary:
     """Deploy to ``target`` the artifact that is current (or ``release``) on ``source``."""
+    return notified(target, reporter, "promote", "promote",
+                    lambda: _promote(source, target, reporter, release, opener, dry_run), dry_run)
+
+
+def _promote(source: Config, target: Config, reporter: Reporter, release: int | None, opener: SessionOpener,
+             dry_run: bool) -> Summary:
     secrets = reporter.secrets
     for host in target.hosts:  # the target's templates must render before anything moves
         templates.render_host(target, host, 0, secrets)

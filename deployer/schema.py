@@ -293,6 +293,19 @@ SCHEMA = Map(
                 "wait": Number(zero_ok=True, doc="Seconds to wait between batches.", default=0),
             },
         ),
+        "notify": List(
+            doc="Webhooks told about deploys; a failing webhook only warns.",
+            item=Map(
+                fields={
+                    "url": Str(doc="Where to POST the JSON (Slack and Mattermost incoming webhooks work)."),
+                    "format": Enum(choices=("generic", "slack"), doc="`slack` sends {text}; `generic` the full event.", default="generic"),
+                    "events": List(item=Enum(choices=("start", "success", "failure", "rollback", "promote")),
+                                   doc="Which events to send (default: all).", default=["start", "success", "failure", "rollback", "promote"]),
+                },
+                required=("url",),
+            ),
+            default=[],
+        ),
         "vars": AnyMap(doc="Template variables; the stage file's win.", default={}),
     },
     required=("application", "deploy_to", "artifact"),

@@ -1,0 +1,78 @@
+"""Webhook notifications (Slack/Mattermost-compatible or generic JSON) on start, success,
+failure, rollback and promote. A webhook that fails is a warning, never a failed deploy.
+Webhook URLs often carry a secret, so only their scheme and host are ever printed."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .config import Config
+from .fleet import whoami
+
+EVENTS = ("start", "success", "failure", "rollback", "promote")
+
+
+@dataclass
+class Notifier:
+    config: Config
+    reporter: Any
+    command: str
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = time.monotonic()
+
+    def send(self, event: str, release: int | None = None, revision: str | None = None, message: str = "") -> None:
+        for hook in self.config.notify:
+            if event in hook.events:
+                self._post(hook.url, self.payload(hook.format, event, release, revision, message))
+
+    def payload(self, fmt: str, event: str, release, revision, message: str) -> dict:
+        duration = round(time.monotonic() - self.started, 2)
+        data = {
+            "event": event, "command": self.command, "application": self.config.application,
+            "stage": self.config.stage, "release": release, "revision": revision, "by": whoami(),
+            "duration": duration, "hosts": [h.name for h in self.config.hosts], "message": message,
+        }
+        if fmt != "slack":
+            return data
+        icon = {"start": ":rocket:", "success": ":white_check_mark:", "failure": ":x:",
+                "rollback": ":rewind:", "promote": ":arrow_up:"}[event]
+        what = f"release {release}" if release is not None else "a release"
+        text = f"{icon} {self.config.application} {self.command} {event} on {self.config.stage}: {what}"
+        text += f" by {data['by']} ({duration}s)" + (f" {message}" if message else "")
+        return {"text": text}
+
+    def _post(self, url: str, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                response.read()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            where = urlsplit(url)
+            reason = getattr(exc, "reason", None) or exc
+            self.reporter.line(f"warning: notify {where.scheme}://{where.hostname}: {reason} (the deploy is not affected)")
+
+
+def notified(config: Config, reporter: Any, command: str, success_event: str, run, dry_run: bool = False):
+    """Run a deploy-like ``run()`` between start and success/failure notifications."""
+    from .errors import DeployerError
+
+    if dry_run or not config.notify:
+        return run()
+    notifier = Notifier(config, reporter, command)
+    notifier.send("start")
+    try:
+        summary = run()
+    except DeployerError as exc:
+        notifier.send("failure", message=reporter.secrets.mask(exc.message))
+        raise
+    notifier.send(success_event, release=summary.release, revision=summary.revision)
+    return summary
