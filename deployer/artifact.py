@@ -28,7 +28,7 @@ from .errors import ArtifactError
 CHUNK = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 MANIFEST_NAME = ".deployer-manifest.gz"
-REMOVED_LIST = ".deployer-removed"
+EXCLUDE_LIST = ".deployer-exclude"
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,7 @@ def _entry(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Entry:
 
 
 def write_delta(art: Artifact, send: set[str], removed: list[str]) -> Path:
-    """A gzipped tar of only the members in ``send``, plus the list of paths to remove, in
+    """A gzipped tar of only the members in ``send``, plus the list of paths not to reuse, in
     a temp file (streamed from the artifact, never held in memory). Always gzipped (level
     1): cheap, and it squeezes out tar's padding, which dominates small deltas."""
     handle = tempfile.NamedTemporaryFile(prefix="deployer-delta-", suffix=".tar", delete=False)
@@ -235,8 +235,8 @@ def write_delta(art: Artifact, send: set[str], removed: list[str]) -> Path:
         with handle, art.path.open("rb") as source:
             sink = gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=1, mtime=0)
             with sink, tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT) as out:
-                listing = ("\0".join(removed)).encode("utf-8")
-                info = tarfile.TarInfo(REMOVED_LIST)
+                listing = "".join(p + "\n" for p in sorted(send | set(removed))).encode("utf-8")
+                info = tarfile.TarInfo(EXCLUDE_LIST)
                 info.size, info.mode = len(listing), 0o600
                 out.addfile(info, io.BytesIO(listing))
                 with tarfile.open(fileobj=source, mode="r|*") as tar:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Iterable
 
-from .artifact import MANIFEST_NAME, REMOVED_LIST
+from .artifact import EXCLUDE_LIST, MANIFEST_NAME
 from .layout import TMP_LINK_PREFIX, Layout, current_target, shared_link_target
 from .shell import argv, env_prefix, quote, script
 
@@ -17,6 +17,7 @@ EXIT_LOCK_HELD = 75
 EXIT_MISSING_SHARED = 76
 EXIT_RELEASE_EXISTS = 77
 EXIT_NOT_A_RELEASE = 78
+EXIT_NO_MANIFEST = 79
 
 
 def acquire_lock(layout: Layout, info_json: str) -> str:
@@ -61,15 +62,16 @@ def _new_release(layout: Layout, number: int) -> list[str]:
     ]
 
 
-def _or_remove(layout: Layout, number: int, command: str) -> str:
-    """Run ``command``; if it fails, remove the half-built release, report free space, and
-    exit with its code, so no partial release is ever left behind."""
+def _or_remove(layout: Layout, number: int, command: str, space: bool = False) -> str:
+    """Run ``command``; if it fails, remove the half-built release and exit with its code,
+    so no partial release is ever left behind. For steps that write (``space``), the error
+    also says how much room is left, since a full disk is their likeliest failure."""
     release = quote(layout.release(number))
-    free = f"df -Pk {quote(layout.releases)} | awk 'NR==2 {{print $4}}'"
-    return (
-        f"{command} || {{ rc=$?; rm -rf -- {release}; "
-        f"echo \"free space under {layout.releases}: $({free}) KB\" >&2; exit $rc; }}"
-    )
+    note = ""
+    if space:
+        free = f"df -Pk {quote(layout.releases)} | awk 'NR==2 {{print $4}}'"
+        note = f" echo \"free space under {layout.releases}: $({free}) KB\" >&2;"
+    return f"{command} || {{ rc=$?; rm -rf -- {release};{note} exit $rc; }}"
 
 
 def unpack(layout: Layout, number: int, gzip: bool) -> str:
@@ -78,30 +80,45 @@ def unpack(layout: Layout, number: int, gzip: bool) -> str:
     release = quote(layout.release(number))
     return script(
         *_new_release(layout, number),
-        _or_remove(layout, number, f"tar {flags} - -C {release} --no-same-owner --no-overwrite-dir"),
+        _or_remove(layout, number, f"tar {flags} - -C {release} --no-same-owner --no-overwrite-dir", space=True),
     )
 
 
 def clone_release(layout: Layout, base: int, number: int, delta: bool) -> str:
-    """Create ``releases/N`` as hard links to release ``base`` (no bytes travel), then, if
-    a ``delta`` arrives on stdin (a gzipped tar), unpack the changed files over it
-    and delete the paths it lists. GNU tar unlinks a file before writing it, so the base
-    release's files are never modified through the shared links."""
-    release = quote(layout.release(number))
+    """Create ``releases/N`` from release ``base`` on the same host, sending no bytes for
+    what did not change.
+
+    Only the paths in the base release's manifest (the files of its artifact) are reused,
+    as hard links; anything hooks or the app wrote into the base release stays behind. With
+    ``delta``, a gzipped tar on stdin brings the changed files and a list of paths not to
+    reuse. GNU tar unlinks before writing, so the base's files are never written through
+    a shared link by the deploy itself.
+    """
+    release = layout.release(number)
+    base_dir = layout.release(base)
+    manifest = quote(str(PurePosixPath(base_dir, MANIFEST_NAME)))
+    exclude = quote(str(PurePosixPath(release, EXCLUDE_LIST)))
+
+    def listing(kinds: str) -> str:
+        return f"gzip -dc {manifest} | awk '{kinds}' | cut -d' ' -f4- | grep -vxF -f {exclude}"
+
     steps = [
+        f"gzip -t {manifest} 2>/dev/null || {{ echo 'release {base} has no usable manifest' >&2; exit {EXIT_NO_MANIFEST}; }}",
         *_new_release(layout, number),
-        _or_remove(layout, number, f"cp -al {quote(layout.release(base) + '/.')} {release}/"),
-        argv("rm", "-f", "--", layout.metadata(number)),
     ]
     if delta:
-        flags = "-xzf"
-        removed = quote(str(PurePosixPath(layout.release(number), REMOVED_LIST)))
-        steps += [
-            argv("rm", "-f", "--", str(PurePosixPath(layout.release(number), MANIFEST_NAME))),
-            _or_remove(layout, number, f"tar {flags} - -C {release} --no-same-owner"),
-            _or_remove(layout, number, f"(cd {release} && xargs -0 -r rm -rf -- < {removed})"),
-            argv("rm", "-f", "--", str(PurePosixPath(layout.release(number), REMOVED_LIST))),
-        ]
+        steps.append(_or_remove(layout, number, f"tar -xzf - -C {quote(release)} --no-same-owner", space=True))
+    else:
+        steps.append(f": > {exclude}")
+    dirs, others = listing('$1 == "d"'), listing('$1 != "d"')
+    by_line = "xargs -d '\\n' -r"
+    steps += [
+        _or_remove(layout, number, f"cd {quote(base_dir)} && {dirs} | (cd {quote(release)} && {by_line} mkdir -p --)"),
+        _or_remove(layout, number, f"cd {quote(base_dir)} && {others} | {by_line} cp -al --parents -t {quote(release)} --", space=True),
+        argv("rm", "-f", "--", str(PurePosixPath(release, EXCLUDE_LIST))),
+    ]
+    if not delta:  # the same artifact: the base's manifest is this release's manifest too
+        steps.append(argv("cp", "--", str(PurePosixPath(base_dir, MANIFEST_NAME)), str(PurePosixPath(release, MANIFEST_NAME))))
     return script(*steps)
 
 
@@ -125,7 +142,7 @@ def download_release(layout: Layout, number: int, url: str, sha256: str, gzip: b
         *_new_release(layout, number),
         _or_remove(layout, number, fetch),
         _or_remove(layout, number, verify),
-        _or_remove(layout, number, f"tar {flags} {target} -C {quote(release)} --no-same-owner --no-overwrite-dir"),
+        _or_remove(layout, number, f"tar {flags} {target} -C {quote(release)} --no-same-owner --no-overwrite-dir", space=True),
         argv("rm", "-f", "--", str(PurePosixPath(release, ".deployer-download"))),
     )
 

@@ -81,8 +81,11 @@ class Uploader:
     def upload(self, session: Session, fact: HostFacts, number: int) -> Upload:
         base, identical = choose_base(fact, self.shas, self.art.sha256)
         if base is not None and identical and self.delta_enabled:
-            self._run(session, commands.clone_release(self.layout, base, number, delta=False), number)
-            return Upload(IDENTICAL, base, 0)
+            result = session.stream(commands.clone_release(self.layout, base, number, delta=False), [])
+            if result.ok:
+                return Upload(IDENTICAL, base, 0)
+            if result.exit_code != commands.EXIT_NO_MANIFEST:
+                self._fail(session, number, result)
         if self.url:
             self._run(session, commands.download_release(self.layout, number, self.url, self.art.sha256, self.art.gzip), number)
             return Upload(PULL, None, 0)
@@ -99,7 +102,11 @@ class Uploader:
         progress = self.reporter.upload_progress(session.host.name, payload.stat().st_size) if payload and self.reporter else None
         result = session.stream(script, file_chunks(payload) if payload else [], progress)
         if not result.ok:
-            raise DeployFailed(f"host {session.host.name}: upload of release {number} failed: {result.output_tail()}")
+            self._fail(session, number, result)
+
+    @staticmethod
+    def _fail(session: Session, number: int, result) -> None:
+        raise DeployFailed(f"host {session.host.name}: upload of release {number} failed: {result.output_tail()}")
 
     def _delta_for(self, session: Session, base: int) -> Path | None:
         """The delta against the host's base release, or None if a full upload is better."""

@@ -68,3 +68,17 @@ def test_delta_can_be_switched_off(project):
     project.deploy()
     project.deploy()
     assert "full upload" in "".join(project.output).split("release 2")[-1]
+
+
+@pytest.mark.parametrize("change", [False, True], ids=["identical", "delta"])
+def test_files_written_by_hooks_never_leak_into_or_back_from_the_next_release(project, change):
+    project.set(hooks={"before_switch": [{"command": "echo $DEPLOYER_RELEASE >> made-by-hook; mkdir -p venv && echo $DEPLOYER_RELEASE >> venv/state"}]})
+    project.deploy()
+    if change:
+        (project.root / "app" / "index.html").write_text("v2\n")
+    project.deploy()
+    for index in range(3):
+        assert project.read(index, "releases/1/made-by-hook") == "1\n"
+        assert project.read(index, "releases/1/venv/state") == "1\n"
+        assert project.read(index, "releases/2/made-by-hook") == "2\n"
+        assert project.read(index, "releases/2/venv/state") == "2\n"
