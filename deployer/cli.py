@@ -104,7 +104,11 @@ def _summary(reporter, summary) -> None:
         final=True,
     )
     what = "dry run of " if summary.dry_run else ""
-    reporter.final(f"{what}{summary.command} of release {summary.release} to {summary.stage}: done in {summary.seconds:.2f}s")
+    if summary.command == "rollback":
+        done = f"{what}rollback of {summary.stage} to release {summary.release}"
+    else:
+        done = f"{what}{summary.command} of release {summary.release} to {summary.stage}"
+    reporter.final(f"{done}: done in {summary.seconds:.2f}s")
     reporter.document(summary.to_dict())
 
 
@@ -168,12 +172,12 @@ def make_collection(root: str | Path) -> Collection:
         _run(root, Options(stage, hosts, roles, json, instance=instance), run)
 
     @task(help={**{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")}, "limit": "Show the last N events (default 50, 0 for all)."})
-    def history(c, stage=None, instance=None, hosts=None, roles=None, json=False, limit=50):
+    def history(c, stage=None, instance=None, hosts=None, roles=None, json=False, limit=None):
         """List every event of a stage: deploys, rollbacks, cleanups, failures."""
         from .manage import history as run
 
-        count = _int_option("limit", limit)
-        _run(root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, count or 0))
+        count = 50 if limit is None else _int_option("limit", limit)
+        _run(root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, count))
 
     @task(help={**{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")}, "ref": "Compare with this ref (default HEAD)."})
     def pending(c, stage=None, instance=None, hosts=None, roles=None, ref="HEAD", json=False):

@@ -7,6 +7,7 @@ a host: bad config is rejected before the first SSH byte.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -26,13 +27,13 @@ class Host:
     """One server of a stage. ``name`` is how output and errors refer to it."""
 
     host: str
-    port: int = 22
+    port: int | None = None  # None: from ~/.ssh/config, else 22
     user: str | None = None
     roles: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        return self.host if self.port == 22 else f"{self.host}:{self.port}"
+        return self.host if self.port in (None, 22) else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ def read_yaml(path: Path, root: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{_rel(path, root)}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{_rel(path, root)}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -194,7 +197,8 @@ def load_raw(root: Path, stage: str) -> dict:
         try:
             SCHEMA.check(data, "")
         except ShapeError as exc:
-            raise ConfigError(f"{_rel(path, root)}: {exc}") from None
+            hint = ' (quote it: mode: "0600"; unquoted, YAML reads 0600 as a number)' if exc.path.endswith(".mode") else ""
+            raise ConfigError(f"{_rel(path, root)}: {exc}{hint}") from None
         merged = deep_merge(merged, data)
     try:
         SCHEMA.check_required(merged)
@@ -272,6 +276,18 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
     every ``{instance}``: each instance is an isolated copy (its own deploy_to, lock, log)."""
     root = root.resolve()
     raw = load_raw(root, stage)
+    stage_keys = set(read_yaml(_stage_file(root, stage), root))
+    defaults_path = config_dir(root) / DEFAULTS_FILE
+    default_keys = set(read_yaml(defaults_path, root)) if defaults_path.is_file() else set()
+
+    def where_of(key: str) -> str:
+        """The file a (top-level) key comes from: the stage file wins, then the defaults;
+        a key set nowhere belongs in the stage file."""
+        top = key.split(".")[0].split("[")[0]
+        if top not in stage_keys and top in default_keys:
+            return f"config/{DEFAULTS_FILE}"
+        return f"config/{stage}.yml"
+
     where = f"config/{stage}.yml"
     if _mentions_instance(raw):
         if not instance:
@@ -283,7 +299,7 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         raise ConfigError(f"--instance: stage {stage} is not a template stage (no {{instance}} in {where})")
 
     def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{where}: {key}: {problem}")
+        return ConfigError(f"{where_of(key)}: {key}: {problem}")
 
     transport = _get(raw, "transport")
     deploy_to = raw["deploy_to"]
@@ -327,7 +343,7 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
             raise fail("artifact.url", f"unknown placeholder {{{sorted(unknown)[0]}}} (known: {{sha256}}, {{application}}, {{stage}})")
 
     hosts = tuple(
-        Host(h["host"], h.get("port", 22), h.get("user"), tuple(h.get("roles", ())))
+        Host(h["host"], h.get("port"), h.get("user"), tuple(h.get("roles", ())))
         for h in _get(raw, "hosts")
     )
     if transport == "local":
@@ -350,6 +366,9 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
     }
 
     ssh_raw = _get(raw, "ssh") or {}
+    identity = ssh_raw.get("identity_file")
+    if transport == "ssh" and identity and not Path(os.path.expanduser(identity)).is_file():
+        raise fail("ssh.identity_file", f"{identity} does not exist")
     ssh = SshOptions(
         identity_file=ssh_raw.get("identity_file"),
         known_hosts=ssh_raw.get("known_hosts", _default(["ssh", "known_hosts"])),

@@ -38,6 +38,10 @@ class DeployFailed(DeployerError):
     exit_code = 1
 
 
+class CommandTimeout(DeployFailed):
+    """A remote command stayed silent past ``ssh.command_timeout`` on a host that still answers."""
+
+
 class HookFailed(DeployFailed):
     """A hook exited non-zero; the message names the hook, the host and its output."""
 

@@ -168,9 +168,10 @@ class Fleet:
             held = [o for o in problems if o.ok and o.value.exit_code == commands.EXIT_LOCK_HELD]
             if held:
                 first = held[0]
+                info = parse_lock_info(first.value.stdout.strip())
                 raise LockHeld(
-                    f"host {first.name}: deploy lock for stage {self.config.stage} held by "
-                    f"{describe_lock(parse_lock_info(first.value.stdout.strip()))}; "
+                    f"host {first.name}: deploy lock for stage {info.get('stage') or self.config.stage} held by "
+                    f"{describe_lock(info)}; "
                     f"wait, or break a stale lock with: invoke unlock --stage={self.config.stage}"
                 )
             first = problems[0]

@@ -30,7 +30,7 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
             rows.append({
                 "release": number,
                 "current": number == fact.current,
-                "status": status.get(number, "unknown") if fact.releases[number] == "complete" else "partial",
+                "status": _shown_status(status.get(number, "unknown"), number == fact.current, fact.releases[number]),
                 "deployed_at": event.at if event else None,
                 "deployed_by": event.by if event else None,
                 "sha256": event.sha256 if event else None,
@@ -45,6 +45,15 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
         }
     currents = {f.current for f in facts.values()}
     return {"stage": config.stage, "deploy_to": config.deploy_to, "hosts": hosts, "diverged": len(currents) > 1}
+
+
+def _shown_status(logged: str, current: bool, state: str) -> str:
+    """``active`` is only the live release; one that was live before is ``inactive``."""
+    if state != "complete":
+        return "partial"
+    if logged == releaselog.ACTIVE and not current:
+        return "inactive"
+    return logged
 
 
 def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict:

@@ -69,7 +69,10 @@ def choose_rollback(facts: Mapping[str, HostFacts], to: int | None) -> int:
             candidates = [n for n in older if bad.get(n) not in releaselog.BAD_STATUSES]
         on_some = [n for n in candidates if any(n in f.complete for f in facts.values())]
         if not on_some:
-            raise DeployFailed("rollback: no earlier release is kept on the hosts to roll back to")
+            raise DeployFailed(
+                "rollback: no earlier good release is kept on the hosts to roll back to "
+                "(see invoke releases; name one with --to=N)"
+            )
         target = on_some[0]
     missing = sorted(name for name, f in facts.items() if target not in f.complete)
     if missing:

@@ -40,6 +40,8 @@ def choose_source_release(stage: str, facts: dict[str, HostFacts], release: int 
     """The release to promote and a source host that has it; refuses on disagreement."""
     if release is None:
         currents = {name: f.current for name, f in facts.items()}
+        if all(c is None for c in currents.values()):
+            raise DeployFailed(f"promote: nothing is live on stage {stage} yet")
         if len(set(currents.values())) != 1 or None in currents.values():
             detail = ", ".join(f"{n}: {c}" for n, c in currents.items())
             raise DeployFailed(f"promote: the hosts of {stage} disagree on what is current ({detail}); name one with --release")

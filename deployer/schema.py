@@ -93,8 +93,9 @@ class Number(Node):
             raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
 
     def type_name(self) -> str:
-        word = "at least" if self.zero_ok else "above"
-        return f"a number {word} {self.minimum:g}"
+        if self.zero_ok:
+            return f"a number of at least {self.minimum:g}"
+        return f"a number above {self.minimum:g}"
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,14 @@ HOOK = Map(
 )
 
 HOOK_PHASES = ("before_deploy", "after_upload", "before_switch", "after_switch", "after_rollback", "on_failure")
+HOOK_DOCS = {
+    "before_deploy": "After the lock, before any upload (in deploy_to); a failure stops the deploy.",
+    "after_upload": "Every host has the new release; nothing is switched yet. A failure stops the deploy.",
+    "before_switch": "Migrations: a failure switches nothing anywhere and removes the new release.",
+    "after_switch": "After each batch switched (restart services); a failure switches every host back.",
+    "after_rollback": "After a rollback, or after a failed deploy was switched back, in the release now current.",
+    "on_failure": "Always after a failed deploy (in deploy_to); its own failure is only a warning.",
+}
 
 SCHEMA = Map(
     doc="config/deploy.yml, deep-merged with config/<stage>.yml (the stage file wins).",
@@ -250,7 +259,7 @@ SCHEMA = Map(
         ),
         "hooks": Map(
             doc="Commands run at fixed points of a deploy or rollback.",
-            fields={phase: List(item=HOOK, default=[]) for phase in HOOK_PHASES},
+            fields={phase: List(item=HOOK, default=[], doc=HOOK_DOCS[phase]) for phase in HOOK_PHASES},
         ),
         "hosts": List(
             doc="The stage's servers.",

@@ -83,6 +83,7 @@ def render_host(config: Config, host: Host, release: int, secrets: Secrets) -> d
         "release": release,
         "application": config.application,
         "instance": config.instance,
+        "deploy_to": config.deploy_to,
         "env": read_env,
     }
     rendered = {}

@@ -7,6 +7,7 @@ into ``tar`` on a single channel, never one SFTP call per file.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import socket
@@ -18,11 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Protocol
 
 from .config import Config, Host
-from .errors import HostUnreachable, Interrupted
+from .errors import CommandTimeout, HostUnreachable, Interrupted
 from .shell import argv
 
 if TYPE_CHECKING:  # paramiko and fabric are imported only when a host is contacted
     import paramiko
+
+# Paramiko logs connection errors itself; without a handler Python would print them with a
+# traceback. The one-line error we raise says everything.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 CHUNK = 256 * 1024
 POLL = 0.5  # seconds between checks for Ctrl-C while a remote command runs
@@ -43,7 +49,7 @@ class Result:
     def output_tail(self, lines: int = 5) -> str:
         """The last lines of stderr (else stdout), joined for a one-line error message."""
         text = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        return " | ".join(text[-lines:]) or f"exit code {self.exit_code}"
+        return " | ".join(text[-lines:]) or "no output"
 
 
 Progress = Callable[[int], None]
@@ -69,6 +75,13 @@ class Session(Protocol):
     def close(self) -> None: ...
 
 
+def describe(script: str) -> str:
+    """A short name for a script in messages: its last line (the command that matters)."""
+    lines = [line.strip() for line in script.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else "command"
+    return f"`{last[:77] + '...' if len(last) > 80 else last}`"
+
+
 class LocalSession:
     """Runs scripts with /bin/sh on this machine (``transport: local``)."""
 
@@ -85,7 +98,7 @@ class LocalSession:
                 ["/bin/sh", "-c", script], input=stdin or b"", capture_output=True, timeout=self.timeout
             )
         except subprocess.TimeoutExpired:
-            raise HostUnreachable(f"host {self.host.name}: command ran past {self.timeout:g}s (ssh.command_timeout)") from None
+            raise CommandTimeout(f"host {self.host.name}: {describe(script)} ran past {self.timeout:g}s (ssh.command_timeout)") from None
         return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
     def stream(self, script: str, chunks: Iterable[bytes], progress: Progress | None = None) -> Result:
@@ -141,6 +154,7 @@ class SshSession:
             channel = self.transport.open_session(timeout=self.timeout)
             channel.settimeout(self.timeout)
             channel.exec_command(argv("sh", "-c", script))
+            channel.script = script
         except Exception as exc:  # paramiko raises several kinds here; all mean the same
             raise HostUnreachable(f"host {self.host.name}: connection lost ({exc or type(exc).__name__})") from None
         return channel
@@ -172,10 +186,29 @@ class SshSession:
                 raise Interrupted("interrupted")
             elif time.monotonic() - quiet_since > self.timeout:
                 channel.close()
-                raise HostUnreachable(f"host {self.host.name}: no answer for {self.timeout:g}s (ssh.command_timeout)")
+                raise self._timed_out(channel)
         code = channel.recv_exit_status()
         channel.close()
         return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _timed_out(self, channel) -> Exception:
+        """A silent command: a slow command on a live host (CommandTimeout, the deploy fails
+        and is undone), or a host that stopped answering (HostUnreachable: not asked again)."""
+        what = describe(getattr(channel, "script", ""))
+        if self.alive():
+            return CommandTimeout(f"host {self.host.name}: {what} gave no output for {self.timeout:g}s (ssh.command_timeout)")
+        return HostUnreachable(f"host {self.host.name}: stopped answering ({what} silent for {self.timeout:g}s, ssh.command_timeout)")
+
+    def alive(self, timeout: float = 5.0) -> bool:
+        """Does the host still run a trivial command within ``timeout`` seconds?"""
+        try:
+            channel = self.transport.open_session(timeout=timeout)
+            channel.exec_command("true")
+            done = channel.status_event.wait(timeout)
+            channel.close()
+            return done
+        except Exception:  # any failure to open or run means: not answering
+            return False
 
     def run(self, script: str, stdin: bytes | None = None, read_only: bool = False) -> Result:
         return self.stream(script, [stdin] if stdin else [])
@@ -193,7 +226,7 @@ class SshSession:
             channel.shutdown_write()
         except socket.timeout:
             channel.close()
-            raise HostUnreachable(f"host {self.host.name}: upload stalled for {self.timeout:g}s (ssh.command_timeout)") from None
+            raise self._timed_out(channel) from None
         except (OSError, EOFError):
             if not self.transport.is_active():
                 raise self._lost("during upload") from None
@@ -247,7 +280,7 @@ def known_hosts_name(host: str, port: int) -> str:
 _KNOWN_HOSTS_LOCK = threading.Lock()
 
 
-def _host_key_policy(known_hosts: Path, policy: str):
+def _host_key_policy(known_hosts: Path, policy: str, name: str):
     import paramiko
 
     class Policy(paramiko.MissingHostKeyPolicy):
@@ -257,7 +290,7 @@ def _host_key_policy(known_hosts: Path, policy: str):
         def missing_host_key(self, client, hostname, key):
             if policy != "accept-new":
                 raise HostUnreachable(
-                    f"host {hostname}: unknown host key {key.get_name()} {key.fingerprint} "
+                    f"host {name}: unknown host key {key.get_name()} {key.fingerprint} "
                     f"(not in {known_hosts}, ssh.host_key_policy is strict); verify it and add it to {known_hosts}"
                 )
             with _KNOWN_HOSTS_LOCK:
@@ -298,8 +331,8 @@ def connect(config: Config, host: Host) -> SshSession:
             client.load_system_host_keys(str(known_hosts))
         except (OSError, paramiko.SSHException) as exc:
             raise HostUnreachable(f"ssh.known_hosts: cannot read {known_hosts}: {exc}") from None
-    client.set_missing_host_key_policy(_host_key_policy(known_hosts, opts.host_key_policy))
     name = host.name
+    client.set_missing_host_key_policy(_host_key_policy(known_hosts, opts.host_key_policy, name))
     try:
         conn.open()
     except HostUnreachable:
@@ -308,7 +341,7 @@ def connect(config: Config, host: Host) -> SshSession:
         raise HostUnreachable(
             f"host {name}: host key CHANGED: expected {exc.expected_key.fingerprint}, offered "
             f"{exc.key.fingerprint} (per {known_hosts}); refusing, this may be a man-in-the-middle. "
-            f"If the change is legitimate: ssh-keygen -R '{known_hosts_name(host.host, host.port)}' -f {known_hosts}"
+            f"If the change is legitimate: ssh-keygen -R '{known_hosts_name(host.host, host.port or 22)}' -f {known_hosts}"
         ) from None
     except paramiko.AuthenticationException as exc:
         raise HostUnreachable(f"host {name}: authentication failed for user {conn.user!r} ({exc})") from None

@@ -90,7 +90,7 @@ def test_rollback_skips_releases_rolled_back_from(project):
 def test_rollback_with_nothing_earlier_is_an_error_that_changes_nothing(project):
     project.deploy()
     before = [project.snapshot(i) for i in range(3)]
-    with pytest.raises(DeployFailed, match="no earlier release"):
+    with pytest.raises(DeployFailed, match="no earlier good release"):
         project.rollback()
     assert [project.snapshot(i) for i in range(3)] == before
 

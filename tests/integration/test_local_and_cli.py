@@ -22,7 +22,7 @@ def test_local_deploys_rollback_and_cleanup(local_project):
     assert "RELEASE=4" in p.read(0, "current/app.env")
     p.rollback()
     assert p.current() == "releases/3"
-    with pytest.raises(DeployFailed, match="no earlier release"):
+    with pytest.raises(DeployFailed, match="no earlier good release"):
         p.rollback()
     p.rollback(to=4)
     assert p.current() == "releases/4"

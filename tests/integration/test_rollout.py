@@ -64,7 +64,7 @@ def test_unhealthy_canary_rolls_back_automatically_and_stops_the_rollout(web_pro
         assert not p.lock_held(index)
     # hosts 1 and 2 were never switched to the bad release
     assert [len(p.read(i, "switched_at").split()) for i in range(3)] == [2, 1, 1]
-    with pytest.raises(DeployFailed, match="no earlier release"):
+    with pytest.raises(DeployFailed, match="no earlier good release"):
         p.rollback()  # the bad release is never a rollback target
     (p.root / "app" / "BROKEN").unlink()
     p.deploy()

@@ -57,7 +57,7 @@ def test_choose_rollback_without_log_uses_previous_complete_release():
 
 
 def test_choose_rollback_with_nothing_earlier():
-    with pytest.raises(DeployFailed, match="no earlier release"):
+    with pytest.raises(DeployFailed, match="no earlier good release"):
         plan.choose_rollback({"a": facts([1], 1, timeline(("deploy", 1, "active")))}, None)
 
 
