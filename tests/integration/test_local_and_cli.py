@@ -123,3 +123,14 @@ def test_bundled_example_deploys_locally(tmp_path):
     back = run("rollback")
     assert back.returncode == 0, back.stderr
     assert os.readlink(current) == "releases/1"
+
+
+def test_a_silent_command_times_out_and_the_deploy_is_undone(local_project):
+    p = local_project
+    p.set(ssh={"command_timeout": 1}, hooks={"before_switch": [{"command": "sleep 3"}]})
+    result = p.invoke("deploy", "--stage=test")
+    assert result.returncode == 1, result.stderr
+    assert "ran past 1s (ssh.command_timeout)" in result.stderr and "release 1 removed" in result.stderr
+    assert p.release_dirs() == [] and not p.lock_held()
+    p.set(hooks={"before_switch": []})
+    assert p.invoke("deploy", "--stage=test").returncode == 0
