@@ -186,12 +186,25 @@ def make_collection(root: str | Path) -> Collection:
 
         _run(root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, ref))
 
-    @task(help=HELP)
-    def cleanup(c, stage=None, instance=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
+    @task(help={**HELP, "schedule": "Install on each host a systemd timer (or cron entry) that cleans up regularly.",
+                "unschedule": "Remove that scheduled cleanup."})
+    def cleanup(c, stage=None, instance=None, hosts=None, roles=None, dry_run=False, schedule=False, unschedule=False,
+                json=False, verbose=False, quiet=False):
         """Remove old releases beyond keep_releases (never current or the rollback target)."""
         from .manage import cleanup as run
 
-        _run(root, Options(stage, hosts, roles, json, verbose, quiet, instance=instance), lambda cfg, rep: run(cfg, rep, dry_run=dry_run))
+        def action(cfg, rep):
+            from . import schedule as sched
+
+            if schedule:
+                return sched.schedule_cleanup(cfg, rep, sched.Schedule(**cfg.schedule))
+            if unschedule:
+                return sched.unschedule_cleanup(cfg, rep)
+            return run(cfg, rep, dry_run=dry_run)
+
+        if schedule and unschedule:
+            raise Exit("error: cleanup: choose one of --schedule and --unschedule", 2)
+        _run(root, Options(stage, hosts, roles, json, verbose, quiet, instance=instance), action)
 
     @task(help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json", "verbose")})
     def check(c, stage=None, instance=None, hosts=None, roles=None, json=False, verbose=False):

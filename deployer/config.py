@@ -115,6 +115,7 @@ class Config:
     all_hosts: tuple[Host, ...] = ()  # set when --hosts/--roles narrowed ``hosts``
     instance: str | None = None
     notify: tuple[Webhook, ...] = ()
+    schedule: dict = field(default_factory=dict)
 
     @property
     def templates_dir(self) -> Path:
@@ -309,6 +310,8 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
     else:
         deploy_to = str((root / deploy_to).resolve())
     deploy_to = deploy_to.rstrip("/") or "/"
+    if any(ord(c) < 32 for c in deploy_to):
+        raise fail("deploy_to", "must not contain control characters such as newlines")
     if deploy_to == "/":
         raise fail("deploy_to", "must not be the root directory")
 
@@ -418,6 +421,7 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         healthcheck=healthcheck,
         rollout=rollout,
         instance=instance,
+        schedule=dict(raw.get("schedule") or {}),
         notify=tuple(
             Webhook(n["url"], n.get("format", "generic"), tuple(n.get("events", Webhook.events)))
             for n in _get(raw, "notify") or []

@@ -302,6 +302,14 @@ SCHEMA = Map(
                 "wait": Number(zero_ok=True, doc="Seconds to wait between batches.", default=0),
             },
         ),
+        "schedule": Map(
+            doc="`invoke cleanup --schedule`: a server-side cleanup run by a systemd timer or cron.",
+            fields={
+                "via": Enum(choices=("auto", "systemd", "cron"), doc="auto: a systemd user timer where systemd runs, else cron.", default="auto"),
+                "calendar": Str(doc="systemd OnCalendar expression.", default="daily"),
+                "cron": Str(doc="cron schedule (five fields).", default="17 3 * * *"),
+            },
+        ),
         "notify": List(
             doc="Webhooks told about deploys; a failing webhook only warns.",
             item=Map(

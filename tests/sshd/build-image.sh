@@ -18,7 +18,7 @@ trap 'rm -rf "$work"' EXIT
 rootfs="$work/rootfs"
 echo "building $image from $mirror (about a minute)" >&2
 debootstrap --variant=minbase \
-  --include=openssh-server,python3,curl,procps,sudo,ca-certificates \
+  --include=openssh-server,python3,curl,procps,sudo,ca-certificates,cron \
   bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 # Every container must get its own host key: drop the ones baked in by the package.

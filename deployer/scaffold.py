@@ -1,0 +1,84 @@
+"""`python -m deployer init`: scaffold tasks.py, config/ and a sample template into a repo.
+
+Nothing is ever overwritten: if any of the files exists, nothing is written at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ConfigError
+
+TASKS = '''"""Deploy tasks: `invoke --list`. The tasks live in the deployer package; config/ and
+templates/ next to this file are what they read."""
+
+from pathlib import Path
+
+from deployer.cli import make_collection
+
+ns = make_collection(Path(__file__).parent)
+'''
+
+DEPLOY = '''# Defaults for every stage; config/<stage>.yml is deep-merged over this file (the stage wins).
+# The full reference: docs/configuration.md of the deployer project.
+application: {name}
+default_stage: staging          # used when a task is run without --stage
+keep_releases: 5                # releases kept on each host for instant rollback
+artifact:
+  # build: "make dist"          # optional: run here, from the project root, before any host is touched
+  path: .                       # a directory, or a .tar / .tar.gz / .tgz file
+shared:
+  dirs: [log]                   # outlive releases; linked into each one
+  files: []                     # e.g. [config/secrets.yml]: must exist in <deploy_to>/shared/ on each host
+templates:
+  - src: app.env.j2             # rendered per host with Jinja2 into the release
+    dest: .env
+    mode: "0600"
+hooks:
+  before_switch: []             # migrations, e.g. - {{command: ./bin/migrate, once: true}}
+  after_switch: []              # e.g. - {{command: "sudo systemctl restart {name}"}}
+ssh:
+  known_hosts: ~/.ssh/known_hosts
+  host_key_policy: strict       # an unknown or changed host key is refused
+vars:
+  greeting: Hello
+'''
+
+STAGE = '''# The {stage} stage: `invoke deploy --stage={stage}`. Check it first: `invoke check --stage={stage}`.
+deploy_to: /srv/{name}
+hosts:
+  - host: {stage}.example.com   # a name from ~/.ssh/config works too
+    user: deploy
+    roles: [web, db]            # `once: true` hooks run on the first db host
+vars:
+  greeting: Hello from {stage}
+'''
+
+TEMPLATE = '''# Rendered by deployer for {{{{ host.name }}}} ({{{{ stage }}}}), release {{{{ release }}}}
+APP_NAME={{{{ application }}}}
+GREETING={{{{ vars.greeting }}}}
+'''
+
+
+def files_for(root: Path) -> dict[Path, str]:
+    name = root.resolve().name or "app"
+    return {
+        root / "tasks.py": TASKS,
+        root / "config" / "deploy.yml": DEPLOY.format(name=name),
+        root / "config" / "staging.yml": STAGE.format(stage="staging", name=name),
+        root / "config" / "production.yml": STAGE.format(stage="production", name=name),
+        root / "templates" / "app.env.j2": TEMPLATE.format(),
+    }
+
+
+def init(root: Path) -> list[Path]:
+    """Write the scaffold; refuses (writing nothing) if any of its files exists."""
+    files = files_for(root)
+    existing = [p for p in files if p.exists()]
+    if existing:
+        names = ", ".join(str(p.relative_to(root)) for p in existing)
+        raise ConfigError(f"init: refusing to overwrite {names} (nothing was written)")
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return list(files)
