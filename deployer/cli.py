@@ -99,8 +99,9 @@ def _run(root: Path, opts: Options, action: Callable):
 
 def _summary(reporter, summary) -> None:
     reporter.table(
-        ["host", "release", "previous", "status"],
-        [[r.host, r.release, "-" if r.previous is None else r.previous, r.status] for r in summary.rows],
+        ["host", "release", "previous", "status", "time"],
+        [[r.host, r.release, "-" if r.previous is None else r.previous, r.status, f"{r.seconds:.2f}s"]
+         for r in summary.rows],
         final=True,
     )
     what = "dry run of " if summary.dry_run else ""

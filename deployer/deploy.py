@@ -184,7 +184,8 @@ class DeployRun:
             raise error from None
         self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._previous_value(), detail=self.detail))
         cleanup_after(self.fleet, self.log.written)
-        rows = [HostReport(n, self.number, self.previous[n], "active") for n in self.fleet.names]
+        rows = [HostReport(n, self.number, self.previous[n], "active", self.fleet.elapsed.get(n, 0.0))
+                for n in self.fleet.names]
         return Summary(self.command, self.config.stage, self.number, rows, time.monotonic() - start,
                        revision=self.log.revision)
 
@@ -409,5 +410,5 @@ def _rollback(config: Config, reporter: Reporter, to: int | None, opener: Sessio
             events.append(log.make(old, releaselog.ROLLED_BACK))
         log.append(*events)
         run_hooks(fleet, "after_rollback", "rollback", target, previous)
-        rows = [HostReport(n, target, previous[n], "active") for n in fleet.names]
+        rows = [HostReport(n, target, previous[n], "active", fleet.elapsed.get(n, 0.0)) for n in fleet.names]
         return Summary("rollback", config.stage, target, rows, time.monotonic() - start, dry_run)

@@ -54,6 +54,7 @@ class Fleet:
         self.layout = Layout(config.deploy_to)
         self.cancel = threading.Event()
         self.dead: dict[str, str] = {}
+        self.elapsed: dict[str, float] = {}  # time spent on each host, for the summary
         for name, session in sessions.items():
             session.cancel = self.cancel
             session.trace = lambda script, name=name: reporter.command(name, script)
@@ -122,6 +123,7 @@ class Fleet:
 
         outcomes = each(((n, self.sessions[n]) for n in chosen), guarded, self.config.parallel, self.cancel)
         for outcome in outcomes:
+            self.elapsed[outcome.name] = self.elapsed.get(outcome.name, 0.0) + outcome.seconds
             if isinstance(outcome.error, HostUnreachable) and outcome.name not in self.dead:
                 self.dead[outcome.name] = "unreachable earlier in this task"
         return outcomes
