@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import json
 import os
 import posixpath
 import shutil
@@ -310,7 +311,41 @@ def _prepare_in(config: Config, root: Path) -> Artifact:
         return dataclasses.replace(found, temporary=True)
     if path.stat().st_size == 0:
         raise ArtifactError(f"{label}: the file is empty")
-    return inspect(path, config.max_unpacked_size, label)
+    return inspect_cached(path, config.max_unpacked_size, label)
+
+
+def _cache_file(path: Path, max_unpacked: int) -> Path:
+    """Where the inspection of this exact file is remembered: keyed like git's index, by
+    path, size, inode and change times, so any rewrite of the file misses the cache."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}|{max_unpacked}|v1"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deployer" / "inspected"
+    return base / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json.gz")
+
+
+def inspect_cached(path: Path, max_unpacked: int, label: str) -> Artifact:
+    """:func:`inspect`, remembered per file: deploying the same built artifact again (to
+    another stage, or after a rollback) skips re-reading and re-hashing it."""
+    cache = _cache_file(path, max_unpacked)
+    try:
+        data = json.loads(gzip.decompress(cache.read_bytes()))
+        manifest = {p: Entry(*e) for p, e in data["manifest"].items()}
+        return Artifact(path, data["gzip"], data["sha256"], data["size"], data["unpacked"], data["members"],
+                        manifest=manifest, has_hardlinks=data["hardlinks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found = inspect(path, max_unpacked, label)
+    data = {"gzip": found.gzip, "sha256": found.sha256, "size": found.size, "unpacked": found.unpacked_size,
+            "members": found.members, "hardlinks": found.has_hardlinks,
+            "manifest": {p: [e.kind, e.digest, e.mode] for p, e in found.manifest.items()}}
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(gzip.compress(json.dumps(data).encode(), compresslevel=1))
+        partial.replace(cache)
+    except OSError:
+        pass  # a cache we cannot write is only slower
+    return found
 
 
 def _display(path: Path, root: Path) -> str:

@@ -359,19 +359,32 @@ def deploy(
 
 def _deploy(config: Config, reporter: Reporter, opener: SessionOpener, force_unlock: bool, dry_run: bool,
             ref: str | None) -> Summary:
-    art = artifacts.prepare(config, ref)
+    secrets = reporter.secrets
+
+    def prepare() -> artifacts.Artifact:
+        """Local checks, while the SSH handshakes run: a bad artifact or template fails
+        here, before anything changes on any host."""
+        art = artifacts.prepare(config, ref)
+        try:
+            for host in config.hosts:
+                templates.render_host(config, host, 0, secrets)
+        except BaseException:
+            art.discard()
+            raise
+        return art
+
     revision = git.describe(config.root, ref) if ref else None
+    art = None
     try:
-        secrets = reporter.secrets
-        for host in config.hosts:  # render once up front: a template error touches no host
-            templates.render_host(config, host, 0, secrets)
-        with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, \
-                fleet.locked("deploy", force=force_unlock):
-            summary = DeployRun(fleet, art, secrets, revision=revision).execute(fleet.probe())
-            summary.dry_run = dry_run
-            return summary
+        with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run, alongside=prepare) as fleet:
+            art = fleet.prepared
+            with fleet.locked("deploy", force=force_unlock):
+                summary = DeployRun(fleet, art, secrets, revision=revision).execute(fleet.probe())
+                summary.dry_run = dry_run
+                return summary
     finally:
-        art.discard()
+        if art is not None:
+            art.discard()
 
 
 def rollback(

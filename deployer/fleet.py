@@ -13,6 +13,7 @@ import secrets as token_source
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from . import commands
@@ -64,17 +65,40 @@ class Fleet:
     def connect(
         cls, config: Config, reporter: Reporter, hosts: Sequence[Host] | None = None,
         opener: SessionOpener = open_session, allow_missing: bool = False, dry_run: bool = False,
+        alongside: Callable[[], object] | None = None,
     ) -> Iterator["Fleet"]:
         """Connect to every host in parallel; if any fails (and ``allow_missing`` is off),
-        close the rest and raise one error naming every unreachable host."""
+        close the rest and raise one error naming every unreachable host.
+
+        ``alongside`` (local work such as checking the artifact) runs in this thread while
+        the SSH handshakes happen in others; its result is ``fleet.prepared``. If it fails,
+        the connections are closed and its error wins: nothing was changed on any host."""
         hosts = list(hosts or config.hosts)
         cancel = threading.Event()
-        outcomes = each(((h.name, h) for h in hosts), lambda h: opener(config, h), config.parallel, cancel)
+        prepared = None
+        if alongside is None:
+            outcomes = each(((h.name, h) for h in hosts), lambda h: opener(config, h), config.parallel, cancel)
+        else:
+            with ThreadPoolExecutor(max_workers=1) as background:
+                pending = background.submit(
+                    each, [(h.name, h) for h in hosts], lambda h: opener(config, h), config.parallel, cancel
+                )
+                try:
+                    prepared = alongside()
+                except BaseException:
+                    for outcome in pending.result():
+                        if outcome.ok:
+                            with contextlib.suppress(Exception):
+                                outcome.value.close()
+                    raise
+                outcomes = pending.result()
         sessions = {o.name: o.value for o in outcomes if o.ok}
         failed = [o for o in outcomes if not o.ok]
         if failed and not allow_missing:
             for session in sessions.values():
                 session.close()
+            if hasattr(prepared, "discard"):
+                prepared.discard()  # nobody else will get to clean it up
             raise_first(failed, HostUnreachable)
         plans: dict[str, list[str]] = {name: [] for name in sessions}
         if dry_run:
@@ -84,6 +108,7 @@ class Fleet:
         fleet.unreachable = {o.name: o.reason() for o in failed}
         fleet.dry_run = dry_run
         fleet.plans = plans
+        fleet.prepared = prepared
         try:
             yield fleet
             if dry_run:

