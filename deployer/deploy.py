@@ -22,7 +22,7 @@ from . import commands, git, plan, releaselog, templates
 from .config import Config
 from .errors import DeployerError, DeployFailed, Interrupted
 from .facts import HostFacts
-from .fleet import Fleet, SessionOpener, checked, raise_first, whoami
+from .fleet import Fleet, SessionOpener, checked, raise_first, raise_on_failure, whoami
 from .output import Reporter, human_bytes
 from .hooks import run_hooks
 from .notify import notified
@@ -223,6 +223,8 @@ class DeployRun:
             uploader.discard()
         for outcome in outcomes:
             result = outcome.value.describe(human_bytes) if outcome.ok else f"FAILED: {outcome.reason()}"
+            if self.fleet.dry_run and outcome.ok:
+                result = "would be " + result.replace(" sent", " to send")
             self.reporter.step(outcome.name, "upload", result, outcome.seconds)
         failed = [o for o in outcomes if not o.ok]
         if failed:
@@ -268,13 +270,8 @@ class DeployRun:
         for outcome in outcomes:
             healthy = outcome.ok and outcome.value.ok
             self.reporter.step(outcome.name, "healthcheck", "healthy" if healthy else "UNHEALTHY", outcome.seconds)
-        for outcome in outcomes:
-            if not outcome.ok:
-                raise_first([outcome], DeployFailed)
-            if not outcome.value.ok:
-                raise DeployFailed(
-                    f"host {outcome.name}: health check failed for release {self.number}: {outcome.value.output_tail()}"
-                )
+        raise_on_failure(outcomes, DeployFailed, lambda o: (
+            f"host {o.name}: health check failed for release {self.number}: {o.value.output_tail()}"))
 
     def on_failure(self) -> None:
         """``on_failure`` hooks always run after a failed deploy; their own failure only warns."""

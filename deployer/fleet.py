@@ -239,6 +239,18 @@ def checked(session: Session, script: str, what: str, stdin: bytes | None = None
     return result
 
 
+def raise_on_failure(
+    outcomes: Sequence[Outcome[Result]], kind: type[DeployerError], explain: Callable[[Outcome[Result]], str]
+) -> None:
+    """For steps whose command may exit non-zero: the first host that could not run it
+    raises its own error; the first command that failed raises ``kind(explain(outcome))``."""
+    for outcome in outcomes:
+        if not outcome.ok:
+            raise_first([outcome], kind)
+        if not outcome.value.ok:
+            raise kind(explain(outcome))
+
+
 def raise_first(failed: Sequence[Outcome], default: type[DeployerError]) -> None:
     """Raise the first failure, mentioning how many other hosts failed too."""
     first = failed[0]

@@ -14,7 +14,7 @@ from typing import Sequence
 from . import commands, plan
 from .config import Config, Hook
 from .errors import HookFailed
-from .fleet import Fleet, raise_first
+from .fleet import Fleet, raise_on_failure
 from .layout import Layout
 from .transport import Session
 
@@ -83,11 +83,5 @@ def run_hooks(
         for outcome in outcomes:
             if outcome.ok and outcome.value.ok:
                 fleet.reporter.step(outcome.name, phase, f"ok: {hook.command}", outcome.seconds)
-        for outcome in outcomes:
-            if not outcome.ok:
-                raise_first([outcome], HookFailed)
-            if not outcome.value.ok:
-                raise HookFailed(
-                    f"host {outcome.name}: {phase} hook `{hook.command}` exited {outcome.value.exit_code}: "
-                    f"{outcome.value.output_tail()}"
-                )
+        raise_on_failure(outcomes, HookFailed, lambda o, hook=hook: (
+            f"host {o.name}: {phase} hook `{hook.command}` exited {o.value.exit_code}: {o.value.output_tail()}"))
