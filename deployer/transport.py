@@ -174,11 +174,18 @@ class SshSession:
                     out += data
             while channel.recv_stderr_ready():
                 err += channel.recv_stderr(CHUNK)
-            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                break
+            finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
+            if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break  # the exit status can arrive before the last output: wait for EOF too
             if not self.transport.is_active() or (channel.closed and not channel.exit_status_ready()):
                 raise self._lost("while a command ran")
-            readable, _, _ = select.select([channel], [], [], POLL)
+            if channel.eof_received:
+                # All output is in; only the exit status is missing. (After EOF the channel
+                # always looks readable, so select would spin.)
+                channel.status_event.wait(POLL)
+                readable = [channel] if channel.exit_status_ready() else []
+            else:
+                readable, _, _ = select.select([channel], [], [], POLL)
             if readable:
                 quiet_since = time.monotonic()
             elif self.cancel.is_set():

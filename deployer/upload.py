@@ -35,6 +35,7 @@ class Upload:
     mode: str
     base: int | None
     sent: int
+    why_full: str = ""
 
     def describe(self, human) -> str:
         if self.mode == IDENTICAL:
@@ -43,7 +44,7 @@ class Upload:
             return f"delta from release {self.base}: {human(self.sent)} sent"
         if self.mode == PULL:
             return "downloaded by the host from artifact.url, sha256 verified"
-        return f"full upload: {human(self.sent)} sent"
+        return f"full upload: {human(self.sent)} sent" + (f" ({self.why_full})" if self.why_full else "")
 
 
 def choose_base(fact: HostFacts, shas: dict[int, str], sha256: str) -> tuple[int | None, bool]:
@@ -89,14 +90,17 @@ class Uploader:
         if self.url:
             self._run(session, commands.download_release(self.layout, number, self.url, self.art.sha256, self.art.gzip), number)
             return Upload(PULL, None, 0)
+        why = "no earlier release on the host" if base is None else "delta uploads are off (artifact.delta)"
         if base is not None and self.delta_possible:
-            delta = self._delta_for(session, base)
+            delta, why = self._delta_for(session, base)
             if delta is not None:
                 size = delta.stat().st_size
                 self._run(session, commands.clone_release(self.layout, base, number, delta=True), number, delta)
                 return Upload(DELTA, base, size)
+        elif base is not None and self.delta_enabled:
+            why = "the artifact holds hard links"
         self._run(session, commands.unpack(self.layout, number, self.art.gzip), number, self.art.path)
-        return Upload(FULL, None, self.art.size)
+        return Upload(FULL, None, self.art.size, why)
 
     def _run(self, session: Session, script: str, number: int, payload: Path | None = None) -> None:
         progress = self.reporter.upload_progress(session.host.name, payload.stat().st_size) if payload and self.reporter else None
@@ -108,20 +112,20 @@ class Uploader:
     def _fail(session: Session, number: int, result) -> None:
         raise DeployFailed(f"host {session.host.name}: upload of release {number} failed: {result.output_tail()}")
 
-    def _delta_for(self, session: Session, base: int) -> Path | None:
-        """The delta against the host's base release, or None if a full upload is better."""
+    def _delta_for(self, session: Session, base: int) -> tuple[Path | None, str]:
+        """The delta against the host's base release, or (None, why a full upload is used)."""
         manifest_path = f"{self.layout.release(base)}/{MANIFEST_NAME}"
         result = session.run(commands.read_base64(manifest_path), read_only=True)
         try:
             base_manifest = parse_manifest(gzip.decompress(base64.b64decode(result.stdout)))
         except (binascii.Error, OSError, EOFError, ValueError):
-            return None
+            return None, f"release {base} has no readable manifest"
         base_manifest = {p: e for p, e in base_manifest.items() if inside_relative(p)}
         if not base_manifest:
-            return None
+            return None, f"release {base} has an empty manifest"
         diff = diff_manifest(base_manifest, self.art.manifest)
         if diff is None:
-            return None
+            return None, "paths changed kind or hard links are involved"
         send, removed = diff
         key = (frozenset(send), tuple(removed))
         with self._lock:
@@ -131,7 +135,9 @@ class Uploader:
                     path.unlink()
                     path = None
                 self._deltas[key] = path
-            return self._deltas[key]
+            if self._deltas[key] is None:
+                return None, "most of the artifact changed"
+            return self._deltas[key], ""
 
     def discard(self) -> None:
         for path in self._deltas.values():

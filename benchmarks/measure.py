@@ -1,0 +1,107 @@
+"""Run one deploy or rollback as a user would (a fresh process) and measure it.
+
+* wall time: monotonic clock around the process, start-up included;
+* peak RSS: ``/usr/bin/time -f %M`` (the largest resident set of the process or any
+  child it waited for, in KiB);
+* per host, from two snapshots of the server's counters (see servers.py): SSH logins,
+  TCP connections, remote commands, bytes received on eth0;
+* time to first SSH connection: from just before the process is spawned to the earliest
+  "Connection from" line any host logged (Docker stamps each line as sshd writes it;
+  with VERBOSE logging sshd writes it right after accept(), before its banner).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from servers import BenchHost, Counters, snapshot
+from tools import Tool
+
+TIME_BINARY = "/usr/bin/time"
+
+
+@dataclass
+class Sample:
+    """One measured command. ``error`` is set when the tool failed or deployed wrong content."""
+
+    tool: str
+    op: str
+    run: int
+    wall: float = 0.0
+    peak_rss_kib: int = 0
+    per_host: list[Counters] = field(default_factory=list)
+    first_connection: float | None = None
+    error: str | None = None
+    log: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def require_time_binary() -> None:
+    """GNU time gives peak RSS without touching the tools; say how to get it if missing."""
+    if not os.access(TIME_BINARY, os.X_OK):
+        raise SystemExit(f"{TIME_BINARY} is missing: apt-get install -y time")
+
+
+def run_command(tool: Tool, action: str, op: str, run: int, hosts: Sequence[BenchHost], log_dir: Path,
+                timeout: float) -> Sample:
+    """Run ``tool``'s ``action`` once and return what it cost. Never raises for a tool failure."""
+    sample = Sample(tool.name, op, run, log=log_dir / f"{tool.slug}-{slug(op)}-{run}.log")
+    tool.settle()
+    before = snapshot(hosts)
+    with tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".txt") as rss, sample.log.open("w") as log:
+        argv = [TIME_BINARY, "-f", "%M", "-o", rss.name, *tool.command(action)]
+        started_epoch = time.time()
+        started = time.monotonic()
+        code = run_process(argv, tool.project, log, timeout)
+        sample.wall = time.monotonic() - started
+        tool.finished()
+        sample.peak_rss_kib = read_rss(Path(rss.name))
+    after = snapshot(hosts)
+    sample.per_host = [a.minus(b) for a, b in zip(after, before, strict=True)]
+    firsts = [c.connection_times[0] for c in sample.per_host if c.connection_times]
+    sample.first_connection = min(firsts) - started_epoch if firsts else None
+    if code != 0:
+        sample.error = f"`{' '.join(tool.command(action))}` exited {code}: {tail(sample.log)}"
+    return sample
+
+
+def run_process(argv: list[str], cwd: Path, log: IO[str], timeout: float) -> int | str:
+    """Run to completion; on timeout kill the whole process group we started (the tool,
+    not only GNU time), so no orphan keeps deploying into the next run."""
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return f"timeout after {timeout:g}s"
+
+
+def read_rss(path: Path) -> int:
+    """The KiB figure GNU time wrote (its last line; earlier lines may note a signal)."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    try:
+        return int(lines[-1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def tail(log: Path, lines: int = 6) -> str:
+    """The end of a tool's output, joined on one line, for the report."""
+    text = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return " | ".join(text[-lines:]) or "no output"
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Benchmark deployer against Capistrano 3 on the same SSH containers: one command.
+
+    python3 benchmarks/run.py            # the full run (6-10 minutes on 2 CPUs), writes benchmarks/results.md
+    python3 benchmarks/run.py --quick    # smoke test (1-2 minutes), writes benchmarks/.cache/results-quick.md
+
+See benchmarks/README.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import report  # noqa: E402  (the modules live next to this script)
+import scenarios  # noqa: E402
+import servers  # noqa: E402
+import tools  # noqa: E402
+import workloads  # noqa: E402
+from measure import require_time_binary  # noqa: E402
+
+CACHE = HERE / ".cache"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to run; --quick shrinks it to a smoke test."""
+
+    runs: int
+    hosts: int
+    big_runs: int
+    cap_big_runs: int
+    output: Path
+    timeout: float
+
+
+def parse(argv: list[str]) -> Plan:
+    parser = argparse.ArgumentParser(description="deployer vs Capistrano 3, side by side on local SSH containers")
+    parser.add_argument("--runs", type=int, help="runs of each 1-host and N-host scenario (default 5; --quick: 3)")
+    parser.add_argument("--hosts", type=int, help="hosts for the fleet deploy (default 16; --quick: 4)")
+    parser.add_argument("--big-runs", type=int, default=3, help="runs of the 1 GiB deploy for ours (default 3)")
+    parser.add_argument("--cap-big-runs", type=int, default=2,
+                        help="runs of the 1 GiB deploy for Capistrano (default 2; 0 skips it)")
+    parser.add_argument("--skip-big", action="store_true", help="leave out the 1 GiB workload")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 3 runs, 4 hosts, no big workload")
+    parser.add_argument("--output", type=Path, help="where to write the report (default benchmarks/results.md; "
+                        "--quick: benchmarks/.cache/results-quick.md)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds one command may take (default 900)")
+    args = parser.parse_args(argv)
+    skip_big = args.skip_big or args.quick
+    return Plan(
+        runs=args.runs or (3 if args.quick else 5),
+        hosts=args.hosts or (4 if args.quick else 16),
+        big_runs=0 if skip_big else args.big_runs,
+        cap_big_runs=0 if skip_big else args.cap_big_runs,
+        output=args.output or (CACHE / "results-quick.md" if args.quick else HERE / "results.md"),
+        timeout=args.timeout,
+    )
+
+
+def preflight() -> None:
+    """Fail before starting anything if a tool the run needs is missing."""
+    require_time_binary()
+    for binary, package in (("cap", "capistrano"), ("docker", "docker.io")):
+        if shutil.which(binary) is None:
+            raise SystemExit(f"`{binary}` not found: apt-get install -y {package}")
+
+
+def measure_all(bench: scenarios.Bench, ours: tools.Tool, cap: tools.Tool, plan: Plan) -> None:
+    """Every scenario, tools taking turns going first."""
+    both = [ours, cap]
+    print(f"\n1 host: first deploy, identical redeploy, 1% redeploy, rollback ({plan.runs} runs)", flush=True)
+    for run in range(1, plan.runs + 1):
+        for tool in scenarios.turns(both, run):
+            scenarios.single_host(bench, tool, run)
+    print(f"\n{plan.hosts} hosts: first deploy ({plan.runs} runs)", flush=True)
+    for run in range(1, plan.runs + 1):
+        for tool in scenarios.turns(both, run):
+            scenarios.fleet(bench, tool, run, plan.hosts)
+    if plan.big_runs or plan.cap_big_runs:
+        print(f"\nbig: first deploy of 1 GiB (ours {plan.big_runs} runs, Capistrano {plan.cap_big_runs})", flush=True)
+    for run in range(1, max(plan.big_runs, plan.cap_big_runs) + 1):
+        for tool in scenarios.turns(both, run):
+            if run <= (plan.big_runs if tool is ours else plan.cap_big_runs):
+                scenarios.big(bench, tool, run)
+
+
+def main(argv: list[str]) -> int:
+    plan = parse(argv)
+    preflight()
+    started = datetime.now(timezone.utc)
+    source_start = report.source_fingerprint(servers.REPO / "deployer")
+    command = "python3 benchmarks/run.py" + ("" if not argv else " " + shlex.join(argv))
+    print("building workloads (cached after the first run) ...", flush=True)
+    built = workloads.build_all(CACHE, with_big=plan.big_runs > 0 or plan.cap_big_runs > 0)
+    for w in built.values():
+        print(f"  {w.name}: {workloads.describe(w)}")
+    log_dir = CACHE / "logs" / started.strftime("%Y%m%dT%H%M%S")
+    log_dir.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="deployer-bench-") as scratch:
+        folder = Path(scratch)
+        noise_start = report.other_load(set())  # before ours start, which load the machine too
+        print(f"starting {plan.hosts} sshd containers ...", flush=True)
+        clock = time.monotonic()
+        hosts, key, known_hosts = servers.start(plan.hosts, folder)
+        own = {h.ssh.container_id for h in hosts}
+        print(f"  ready in {time.monotonic() - clock:.1f} s (ports {', '.join(str(h.port) for h in hosts)})")
+        try:
+            access = tools.Access(key, known_hosts)
+            ours, cap = tools.Ours(folder / "ours", access), tools.Capistrano(folder / "cap", access)
+            bench = scenarios.Bench(hosts, built, log_dir, plan.timeout)
+            measure_all(bench, ours, cap, plan)
+            noise_end = report.other_load(own)
+        finally:
+            print("removing the containers ...", flush=True)
+            servers.stop(hosts)
+    finished = datetime.now(timezone.utc)
+    text = report.document(
+        command=command, started=started, finished=finished, versions=tools.versions(), workloads=built,
+        samples=bench.samples, fleet=scenarios.fleet_op(plan.hosts), host_count=plan.hosts,
+        noise=(noise_start, noise_end), notes=notes(plan, log_dir),
+        source=(source_start, report.source_fingerprint(servers.REPO / "deployer")),
+    )
+    plan.output.parent.mkdir(parents=True, exist_ok=True)
+    plan.output.write_text(text)
+    print("\n" + text)
+    print(f"written to {plan.output}")
+    return 0 if all(s.ok for s in bench.samples) else 1
+
+
+def notes(plan: Plan, log_dir: Path) -> list[str]:
+    """What a reader must know to read the figures right."""
+    return [
+        "Wall time is the whole process as a user runs it (`python3 -m invoke deploy --stage=bench`, "
+        "`cap bench deploy`), start-up included; the 1-host sequence per run is first deploy, identical "
+        "redeploy, 1% redeploy, rollback, on a fresh `deploy_to`; the fleet and big deploys each get a fresh one too.",
+        "Received bytes are eth0 rx of the container during the command: payload plus SSH framing, TCP/IP "
+        "headers and the commands themselves. Rollback (no upload) shows that floor.",
+        "Capistrano runs stock `deploy` / `deploy:rollback` with the upload_tarball plugin "
+        "(benchmarks/capistrano/upload_tarball.rb): upload! the .tar.gz, tar -xzf into the release, rm. Its host keys are "
+        "verified against the same known_hosts file (verify_host_key: :always). Its stock rollback also archives the "
+        "rolled-back release with `tar -czf` on the server before deleting it; that is part of its measured time.",
+        f"Ours runs with `parallel: {plan.hosts}` for the fleet deploy (its default is 10) because Capistrano "
+        "works on every host at once by default.",
+        f"Both tools run on the same CPUs as the {plan.hosts} containers' sshd and tar: the fleet figures measure "
+        "the machine as much as the tools, for both alike.",
+        f"Every command's output is kept in `{log_dir.relative_to(HERE.parent)}` (gitignored).",
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,165 @@
+"""The SSH servers both tools deploy to, and the counters read from them.
+
+The containers come from the project's own test image and helpers (tests/sshd/hosts.py).
+Two things are added for measuring, both from outside SSH so they cost the tools nothing:
+
+* ``/srv`` is a tmpfs (deploy_to lives there), so server-side disk speed does not add noise;
+* sshd logs at ``LogLevel VERBOSE`` (a drop-in plus SIGHUP), so every TCP connection
+  ("Connection from"), login ("Accepted publickey") and remote command ("Starting
+  session") is a line in ``docker logs``, timestamped by Docker.
+
+Counters are read with the Docker API (logs, ``exec``), never over SSH, and every
+address involved is 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from sshd.hosts import SshHost, build_image, make_keypair, start_hosts  # noqa: E402  (needs the path above)
+
+T = TypeVar("T")
+TMPFS_BYTES = 3 * 1024**3
+VERBOSE_DROP_IN = "/etc/ssh/sshd_config.d/zz-benchmark.conf"
+LISTENING = "Server listening on 0.0.0.0"
+
+
+@dataclass(frozen=True)
+class Counters:
+    """What one host has seen so far; two snapshots give what one command did."""
+
+    logins: int
+    connections: int
+    sessions: int
+    rx_bytes: int
+    connection_times: tuple[float, ...]  # epoch seconds of each "Connection from" line
+
+    def minus(self, before: Counters) -> Counters:
+        return Counters(
+            self.logins - before.logins,
+            self.connections - before.connections,
+            self.sessions - before.sessions,
+            self.rx_bytes - before.rx_bytes,
+            self.connection_times[len(before.connection_times):],
+        )
+
+
+@dataclass
+class BenchHost:
+    """One sshd container: its published port and the Docker handle the counters use."""
+
+    ssh: SshHost
+    docker_container: object  # docker.models.containers.Container
+
+    @property
+    def port(self) -> int:
+        return self.ssh.port
+
+    def exec(self, script: str, user: str = "deploy") -> str:
+        """Run a script in the container via Docker (not SSH: it must not count)."""
+        code, output = self.docker_container.exec_run(["sh", "-c", script], user=user, demux=False)
+        text = (output or b"").decode(errors="replace")
+        if code != 0:
+            raise RuntimeError(f"in container {self.ssh.name}: {script!r} exited {code}: {text.strip()[-500:]}")
+        return text
+
+    def counters(self) -> Counters:
+        """Count sshd's log lines and read eth0's received bytes (includes SSH framing)."""
+        log = self.docker_container.logs(stdout=True, stderr=True, timestamps=True).decode(errors="replace")
+        lines = log.splitlines()
+        times = tuple(_stamp(line) for line in lines if " Connection from " in line)
+        rx = int(self.exec("cat /sys/class/net/eth0/statistics/rx_bytes").strip())
+        return Counters(
+            logins=sum("Accepted publickey" in line for line in lines),
+            connections=len(times),
+            sessions=sum(" Starting session:" in line for line in lines),
+            rx_bytes=rx,
+            connection_times=times,
+        )
+
+    def host_key_line(self) -> str:
+        return self.ssh.host_key_line()
+
+
+def _stamp(line: str) -> float:
+    """Docker's RFC 3339 timestamp (nanoseconds, UTC) at the start of a log line, as epoch seconds."""
+    stamp = line.split(" ", 1)[0]
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(whole + "+00:00").timestamp() + float("0." + (fraction or "0"))
+
+
+def parallel(items: Sequence[T], action: Callable[[T], object]) -> list:
+    """Apply ``action`` to every item at once: 16 Docker calls in a row would take seconds."""
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(pool.map(action, items))
+
+
+def start(count: int, folder: Path) -> tuple[list[BenchHost], Path, Path]:
+    """Start ``count`` servers; returns them, the private key and a known_hosts file."""
+    import docker
+    from docker.types import Mount
+
+    key = make_keypair(folder)
+    public = key.with_suffix(".pub").read_text().strip()
+    tmpfs = Mount(target="/srv", source="", type="tmpfs", tmpfs_size=TMPFS_BYTES)
+    started = start_hosts(build_image(), public, count, mounts=[tmpfs])
+    client = docker.DockerClient.from_env(max_pool_size=max(10, 2 * count))
+    hosts = [BenchHost(h, client.containers.get(h.container_id)) for h in started]
+    try:
+        parallel(hosts, prepare)
+    except BaseException:
+        stop(hosts)
+        raise
+    known_hosts = folder / "known_hosts"
+    known_hosts.write_text("".join(h.host_key_line() + "\n" for h in hosts))
+    return hosts, key, known_hosts
+
+
+def prepare(host: BenchHost, timeout: float = 30) -> None:
+    """Open /srv to ``deploy`` and switch sshd to VERBOSE logging, then wait until it listens again."""
+    host.exec(
+        f"chmod 1777 /srv && echo 'LogLevel VERBOSE' > {VERBOSE_DROP_IN} && kill -HUP 1", user="root"
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # sshd re-executes itself and logs "Server listening" again
+        if host.docker_container.logs().decode(errors="replace").count(LISTENING) >= 2:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{host.ssh.name}: sshd did not come back after SIGHUP within {timeout:g}s")
+
+
+def snapshot(hosts: Sequence[BenchHost]) -> list[Counters]:
+    """Counters of every host, read in parallel."""
+    return parallel(hosts, BenchHost.counters)
+
+
+def tree_digest(host: BenchHost, path: str, excluded: Sequence[str]) -> str:
+    """The digest of workloads.tree_digest(), computed in the container over ``path``.
+
+    ``excluded`` are the tools' own top-level files (release metadata), e.g. ``./REVISION``."""
+    skip = " ".join(f"! -path '{pattern}'" for pattern in excluded)
+    script = (
+        f"cd {path} && find . -type f {skip} -print0 | LC_ALL=C sort -z "
+        f"| xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1"
+    )
+    return host.exec(script).strip()
+
+
+def remove(hosts: Sequence[BenchHost], path: str) -> None:
+    """Delete a deploy_to on every host (frees the tmpfs between runs)."""
+    parallel(hosts, lambda h: h.exec(f"rm -rf -- {path}", user="root"))
+
+
+def stop(hosts: Sequence[BenchHost]) -> None:
+    """Remove the containers this run started (and only those)."""
+    parallel(hosts, lambda h: h.ssh.stop())

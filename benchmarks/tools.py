@@ -1,0 +1,192 @@
+"""The two deployers under test, each as a small project folder and the commands a user types.
+
+Both get the same hosts, the same known_hosts file and key, the same artifact (the
+workload's .tar.gz), ``keep_releases: 5``, one linked/shared dir (``log``) and no hooks.
+Each run gets a fresh ``deploy_to``; only the config files are rewritten between commands.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+
+from servers import REPO, BenchHost
+
+HERE = Path(__file__).resolve().parent
+KEEP_RELEASES = 5
+
+
+@dataclass(frozen=True)
+class Access:
+    """How both tools reach the hosts: the same key and the same known_hosts file."""
+
+    key: Path
+    known_hosts: Path
+
+
+class Tool(Protocol):
+    """A deployer as the benchmark drives it."""
+
+    name: str
+    slug: str
+    project: Path
+    metadata_files: tuple[str, ...]  # the tool's own files in a release, left out of the content check
+
+    def configure(self, hosts: Sequence[BenchHost], deploy_to: str, artifact: Path) -> None: ...
+
+    def command(self, action: str) -> list[str]: ...
+
+    def settle(self) -> None: ...
+
+    def finished(self) -> None: ...
+
+
+@dataclass
+class Ours:
+    """deployer, run exactly as its README says: ``python3 -m invoke <task> --stage=bench``."""
+
+    project: Path
+    access: Access
+    name: str = "ours"
+    slug: str = "ours"
+    metadata_files: tuple[str, ...] = ("./.deployer*",)
+
+    def __post_init__(self) -> None:
+        (self.project / "config").mkdir(parents=True, exist_ok=True)
+        (self.project / "templates").mkdir(exist_ok=True)
+        shutil.copy(REPO / "tasks.py", self.project / "tasks.py")
+
+    def configure(self, hosts: Sequence[BenchHost], deploy_to: str, artifact: Path) -> None:
+        """``parallel`` is the host count: Capistrano also works on every host at once."""
+        defaults = {
+            "application": "bench",
+            "default_stage": "bench",
+            "keep_releases": KEEP_RELEASES,
+            "artifact": {"path": str(artifact)},
+            "shared": {"dirs": ["log"]},
+        }
+        stage = {
+            "transport": "ssh",
+            "deploy_to": deploy_to,
+            "parallel": len(hosts),
+            "hosts": [{"host": "127.0.0.1", "port": h.port, "user": "deploy", "roles": ["web"]} for h in hosts],
+            "ssh": {
+                "identity_file": str(self.access.key),
+                "known_hosts": str(self.access.known_hosts),
+                "host_key_policy": "strict",
+                "connect_timeout": 10,
+                "command_timeout": 600,
+            },
+        }
+        (self.project / "config" / "deploy.yml").write_text(yaml.safe_dump(defaults, sort_keys=False))
+        (self.project / "config" / "bench.yml").write_text(yaml.safe_dump(stage, sort_keys=False))
+
+    def command(self, action: str) -> list[str]:
+        return [sys.executable, "-m", "invoke", action, "--stage=bench"]
+
+    def settle(self) -> None:
+        pass
+
+    def finished(self) -> None:
+        pass
+
+
+CAPFILE = """\
+require "capistrano/setup"
+require "capistrano/deploy"
+require_relative "lib/capistrano/upload_tarball"
+install_plugin Capistrano::UploadTarball
+"""
+
+
+@dataclass
+class Capistrano:
+    """Capistrano 3 with stock settings plus the upload_tarball plugin (see capistrano/).
+
+    Release names are timestamps with one-second resolution, so two deploys to the same
+    deploy_to within one second would collide; ``settle`` waits for the clock to tick
+    past the previous command (outside the measured time)."""
+
+    project: Path
+    access: Access
+    name: str = "Capistrano"
+    slug: str = "cap"
+    metadata_files: tuple[str, ...] = ("./REVISION", "./REVISION_TIME")
+    last_finished: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        (self.project / "config" / "deploy").mkdir(parents=True, exist_ok=True)
+        (self.project / "lib" / "capistrano").mkdir(parents=True, exist_ok=True)
+        shutil.copy(HERE / "capistrano" / "upload_tarball.rb", self.project / "lib" / "capistrano" / "upload_tarball.rb")
+        (self.project / "Capfile").write_text(CAPFILE)
+
+    def configure(self, hosts: Sequence[BenchHost], deploy_to: str, artifact: Path) -> None:
+        """Host keys are checked against the same known_hosts (``verify_host_key: :always``)."""
+        deploy_rb = f"""\
+lock "~> 3.17"
+set :application, "bench"
+set :deploy_to, {ruby(deploy_to)}
+set :tarball, {ruby(str(artifact))}
+set :linked_dirs, ["log"]
+set :keep_releases, {KEEP_RELEASES}
+set :ssh_options, {{
+  keys: [{ruby(str(self.access.key))}],
+  keys_only: true,
+  auth_methods: ["publickey"],
+  user_known_hosts_file: {ruby(str(self.access.known_hosts))},
+  global_known_hosts_file: "/dev/null",
+  verify_host_key: :always,
+  non_interactive: true,
+  timeout: 10,
+}}
+"""
+        servers = "".join(
+            f'server "127.0.0.1", port: {h.port}, user: "deploy", roles: %w[web app]\n' for h in hosts
+        )
+        (self.project / "config" / "deploy.rb").write_text(deploy_rb)
+        (self.project / "config" / "deploy" / "bench.rb").write_text(servers)
+
+    def command(self, action: str) -> list[str]:
+        task = {"deploy": "deploy", "rollback": "deploy:rollback"}[action]
+        return ["cap", "bench", task]
+
+    def settle(self) -> None:
+        while int(time.time()) <= int(self.last_finished):
+            time.sleep(0.05)
+
+    def finished(self) -> None:
+        self.last_finished = time.time()
+
+
+def ruby(text: str) -> str:
+    """A Ruby string literal (double-quoted, escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("#", "\\#") + '"'
+
+
+def versions() -> dict[str, str]:
+    """Versions worth printing next to the figures."""
+    def out(*cmd: str) -> str:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return "unavailable"
+        return (proc.stdout.strip() or proc.stderr.strip()).splitlines()[0] if proc.returncode == 0 else "unavailable"
+
+    import paramiko
+
+    return {
+        "deployer": out("git", "-C", str(REPO), "describe", "--always", "--dirty", "--abbrev=12"),
+        "python": sys.version.split()[0],
+        "paramiko": paramiko.__version__,
+        "capistrano": out("cap", "--version"),
+        "ruby": out("ruby", "-v"),
+        "net-ssh": out("ruby", "-rnet/ssh", "-e", "puts Net::SSH::Version::STRING"),
+    }
