@@ -95,6 +95,7 @@ class Artifact:
     manifest: dict[str, "Entry"] = field(default_factory=dict, compare=False, repr=False)
     has_hardlinks: bool = False
     temporary_dir: Path | None = None
+    sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def manifest_bytes(self) -> bytes:
         """The manifest as stored on hosts (gzip), for the next deploy's delta."""
@@ -185,6 +186,7 @@ def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
         reader = _HashingReader(raw)
         unpacked = members = 0
         manifest: dict[str, Entry] = {}
+        sizes: dict[str, int] = {}
         try:
             with tarfile.open(fileobj=io.BufferedReader(reader, CHUNK), mode="r|*") as tar:
                 for member in tar:
@@ -200,6 +202,8 @@ def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
                     name = clean_name(member.name)
                     if name:
                         manifest[name] = _entry(tar, member)
+                        if member.isfile():
+                            sizes[name] = member.size
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise ArtifactError(f"{label}: not a readable tar archive ({exc})") from None
         reader.drain()
@@ -207,7 +211,7 @@ def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
         raise ArtifactError(f"{label}: the archive is empty")
     return Artifact(
         path, is_gzip, reader.digest.hexdigest(), reader.count, unpacked, members,
-        manifest=manifest, has_hardlinks=any(e.kind == "h" for e in manifest.values()),
+        manifest=manifest, has_hardlinks=any(e.kind == "h" for e in manifest.values()), sizes=sizes,
     )
 
 
@@ -318,7 +322,7 @@ def _cache_file(path: Path, max_unpacked: int) -> Path:
     """Where the inspection of this exact file is remembered: keyed like git's index, by
     path, size, inode and change times, so any rewrite of the file misses the cache."""
     st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}|{max_unpacked}|v1"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}|{max_unpacked}|v2"
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deployer" / "inspected"
     return base / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json.gz")
 
@@ -331,13 +335,13 @@ def inspect_cached(path: Path, max_unpacked: int, label: str) -> Artifact:
         data = json.loads(gzip.decompress(cache.read_bytes()))
         manifest = {p: Entry(*e) for p, e in data["manifest"].items()}
         return Artifact(path, data["gzip"], data["sha256"], data["size"], data["unpacked"], data["members"],
-                        manifest=manifest, has_hardlinks=data["hardlinks"])
+                        manifest=manifest, has_hardlinks=data["hardlinks"], sizes=data["sizes"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
     found = inspect(path, max_unpacked, label)
     data = {"gzip": found.gzip, "sha256": found.sha256, "size": found.size, "unpacked": found.unpacked_size,
             "members": found.members, "hardlinks": found.has_hardlinks,
-            "manifest": {p: [e.kind, e.digest, e.mode] for p, e in found.manifest.items()}}
+            "manifest": {p: [e.kind, e.digest, e.mode] for p, e in found.manifest.items()}, "sizes": found.sizes}
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(f".{os.getpid()}.tmp")

@@ -70,7 +70,7 @@ def _or_remove(layout: Layout, number: int, command: str, space: bool = False) -
     note = ""
     if space:
         free = f"df -Pk {quote(layout.releases)} | awk 'NR==2 {{print $4}}'"
-        note = f" echo \"free space under {layout.releases}: $({free}) KB\" >&2;"
+        note = f" printf 'free space under %s: %s KB\\n' {quote(layout.releases)} \"$({free})\" >&2;"
     return f"{command} || {{ rc=$?; rm -rf -- {release};{note} exit $rc; }}"
 
 
@@ -214,10 +214,16 @@ def switch(layout: Layout, number: int, token: str) -> str:
     ``mv -T``), so a reader sees either the old or the new target, never neither; the
     result is verified with ``readlink``.
     """
+    check = f"[ -d {quote(layout.release(number))} ] || {{ echo {quote(f'release {number} is not on this host')} >&2; exit {EXIT_NOT_A_RELEASE}; }}"
+    return point_current(layout, current_target(number), token, check)
+
+
+def point_current(layout: Layout, target: str, token: str, check: str = "") -> str:
+    """Atomically point ``current`` at any ``target`` (also one we did not create, when
+    putting back a link someone made by hand)."""
     tmp = quote(layout.tmp_link(token))
-    target = current_target(number)
     return script(
-        f"[ -d {quote(layout.release(number))} ] || {{ echo {quote(f'release {number} is not on this host')} >&2; exit {EXIT_NOT_A_RELEASE}; }}",
+        check,
         f"ln -s {quote(target)} {tmp}",
         f"mv -T {tmp} {quote(layout.current)} || {{ rc=$?; rm -f {tmp}; exit $rc; }}",
         f'[ "$(readlink {quote(layout.current)})" = {quote(target)} ]',
@@ -234,8 +240,14 @@ def unswitch(layout: Layout, number: int) -> str:
 
 def append_log(layout: Layout, lines: Iterable[str]) -> str:
     """Append events to the release log; each ``printf`` is one small O_APPEND write."""
-    steps = ["umask 022", argv("mkdir", "-p", layout.state)]
-    steps += [f"printf '%s\\n' {quote(line)} >> {quote(layout.log)}" for line in lines]
+    log = quote(layout.log)
+    steps = [
+        "umask 022",
+        argv("mkdir", "-p", layout.state),
+        # A last line torn by a power loss must not swallow the next event: end it first.
+        f'if [ -s {log} ] && [ -n "$(tail -c 1 {log})" ]; then printf "\\n" >> {log}; fi',
+    ]
+    steps += [f"printf '%s\\n' {quote(line)} >> {log}" for line in lines]
     return script(*steps)
 
 

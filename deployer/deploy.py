@@ -25,6 +25,7 @@ from .facts import HostFacts
 from .fleet import Fleet, SessionOpener, checked, raise_first, raise_on_failure, whoami
 from .output import Reporter, human_bytes
 from .hooks import run_hooks
+from .layout import current_target
 from .notify import notified
 from .transport import Session, open_session
 from .upload import IDENTICAL, Upload, Uploader, release_shas
@@ -124,21 +125,31 @@ class SwitchFailed(Exception):
         self.failed = failed
 
 
-def restore(fleet: Fleet, previous: dict[str, int | None], names: Sequence[str], from_release: int) -> list[str]:
-    """Put ``current`` back to each host's previous release (or remove it after a first
-    deploy). Returns the hosts where that was impossible."""
+def restore(fleet: Fleet, previous: dict[str, str], names: Sequence[str], from_release: int) -> list[str]:
+    """Put ``current`` back exactly where it pointed on each host (a release, or a link
+    someone made by hand), or remove it after a first deploy. Returns the hosts where that
+    was impossible."""
     def step(session: Session):
-        before = previous.get(session.host.name)
-        if before is None:
+        before = previous.get(session.host.name) or ""
+        if not before:
             return checked(session, commands.unswitch(fleet.layout, from_release), "switch back")
-        return checked(session, commands.switch(fleet.layout, before, token_source.token_hex(6)), "switch back")
+        return checked(session, commands.point_current(fleet.layout, before, token_source.token_hex(6)), "switch back")
 
     outcomes = fleet.each(step, names)
     for outcome in outcomes:
         before = previous.get(outcome.name)
-        label = f"current -> releases/{before}" if before is not None else "current removed"
+        label = f"current -> {before}" if before else "current removed"
         fleet.reporter.step(outcome.name, "switch back", label if outcome.ok else f"FAILED: {outcome.reason()}", outcome.seconds)
     return [o.name for o in outcomes if not o.ok]
+
+
+def who_runs_what(names: Sequence[str], stuck: Sequence[str], new: int, previous: dict[str, str]) -> str:
+    """After a failed switch-back: exactly which host now runs which release."""
+    def running(name: str) -> str:
+        target = current_target(new) if name in stuck else previous.get(name)
+        return target or "no release"
+
+    return "hosts now run: " + ", ".join(f"{n}: {running(n)}" for n in names)
 
 
 class DeployRun:
@@ -166,6 +177,7 @@ class DeployRun:
     def execute(self, facts: dict[str, HostFacts]) -> Summary:
         start = time.monotonic()
         self.previous = {name: f.current for name, f in facts.items()}
+        self.previous_raw = {name: f.current_raw for name, f in facts.items()}
         self.number = plan.next_release(facts)
         self.reporter.line(
             f"{self.command} {self.config.application} to {self.config.stage}: release {self.number} on "
@@ -255,6 +267,11 @@ class DeployRun:
             except SwitchFailed as exc:
                 self.switched += exc.switched
                 raise
+            except BaseException:
+                # Interrupted while renames were in flight: some may have landed. Putting
+                # back a host that never switched is harmless, missing one is not.
+                self.switched += [n for n in group if n not in self.switched]
+                raise
             run_hooks(self.fleet, "after_switch", self.command, self.number, self.previous, names=group)
             self.check_health(group)
             if rollout.wait and index < len(groups) - 1:
@@ -294,11 +311,13 @@ class DeployRun:
         notes = []
         stuck: list[str] = []
         if self.switched:
-            stuck = restore(self.fleet, self.previous, self.switched, self.number)
+            stuck = restore(self.fleet, self.previous_raw, self.switched, self.number)
             with contextlib.suppress(DeployerError):
                 run_hooks(self.fleet, "after_rollback", self.command, self._previous_value() or self.number, self.previous,
                           [n for n in self.switched if n not in stuck and self.previous.get(n) is not None])
-            notes.append("every host was switched back" if not stuck else f"could NOT switch back: {', '.join(stuck)}")
+            notes.append("every host was switched back" if not stuck else
+                         f"could NOT switch back: {', '.join(stuck)}; "
+                         + who_runs_what(self.fleet.names, stuck, self.number, self.previous_raw))
         if self.staged:
             if not self.switched:
                 script = commands.remove_releases(self.fleet.layout, [self.number])
@@ -398,18 +417,20 @@ def _rollback(config: Config, reporter: Reporter, to: int | None, opener: Sessio
         facts = fleet.probe()
         target = plan.choose_rollback(facts, to)
         previous = {name: f.current for name, f in facts.items()}
+        previous_raw = {name: f.current_raw for name, f in facts.items()}
         reporter.line(f"rollback {config.application} on {config.stage} to release {target}")
         todo = {name: target for name in fleet.names if previous[name] != target}
         try:
             switch_all(fleet, todo, "switch")
         except SwitchFailed as exc:
-            stuck = restore(fleet, previous, exc.switched, target)
+            stuck = restore(fleet, previous_raw, exc.switched, target)
             first = exc.failed[0]
-            note = "every host was switched back" if not stuck else f"could NOT switch back: {', '.join(stuck)}"
+            note = "every host was switched back" if not stuck else (
+                f"could NOT switch back: {', '.join(stuck)}; " + who_runs_what(fleet.names, stuck, target, previous_raw))
             raise DeployFailed(f"host {first.name}: rollback switch failed: {first.reason()} ({note})") from None
         except KeyboardInterrupt:
             fleet.cancel.clear()
-            restore(fleet, previous, list(todo), target)
+            restore(fleet, previous_raw, list(todo), target)
             raise Interrupted("interrupted; hosts switched back to where they were") from None
         log = EventLog(fleet, "rollback")
         sha = {e.release: e.sha256 for e in plan.merged_log(facts) if e.release is not None and e.sha256}

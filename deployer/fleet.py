@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from . import commands
@@ -180,9 +181,9 @@ class Fleet:
             # The first host decides: two deploys racing for the stage meet there first, so
             # exactly one goes on (locking all hosts at once could let each win some hosts
             # and both fail).
-            outcomes = self.each(lambda s: s.run(script), self.names[:1])
+            outcomes = self._take(script, self.names[:1])
             if outcomes[0].ok and outcomes[0].value.ok:
-                outcomes += self.each(lambda s: s.run(script), self.names[1:])
+                outcomes += self._take(script, self.names[1:])
         except BaseException:
             # Interrupted while taking it: give back whatever we got (only ours is removed).
             self.cancel.clear()
@@ -211,6 +212,27 @@ class Fleet:
             self.cancel.clear()
             self._release(token, taken)
 
+    def _take(self, script: str, names: Sequence[str]) -> list[Outcome[Result]]:
+        """Try the lock on ``names``. A lock this machine had to leave behind when a host
+        dropped out mid-task (its token is remembered) is released and taken again; any
+        other holder's lock stays: breaking it is ``invoke unlock``."""
+        outcomes = self.each(lambda s: s.run(script), names)
+        left = LeftLocks()
+        ours = {}
+        for o in outcomes:
+            if o.ok and o.value.exit_code == commands.EXIT_LOCK_HELD:
+                token = parse_lock_info(o.value.stdout.strip()).get("token")
+                if token and left.contains(self.layout.deploy_to, o.name, token):
+                    ours[o.name] = token
+        if not ours:
+            return outcomes
+        self.each(lambda s: s.run(commands.release_lock(self.layout, ours[s.host.name])), list(ours))
+        for name in ours:
+            left.forget(self.layout.deploy_to, name)
+            self.reporter.step(name, "lock", "released a lock an earlier run had to leave when this host dropped out")
+        retried = {o.name: o for o in self.each(lambda s: s.run(script), list(ours))}
+        return [retried.get(o.name, o) for o in outcomes]
+
     def break_locks(self) -> dict[str, dict]:
         """Remove the lock on every host; returns (and reports) who held it where."""
         script = commands.break_lock(self.layout)
@@ -227,8 +249,55 @@ class Fleet:
         return held
 
     def _release(self, token: str, names: Sequence[str]) -> None:
+        """Give the lock back; where a host cannot be reached, remember our token so the
+        next run from this machine can release it (a killed run remembers nothing, so its
+        lock stays until ``unlock``)."""
         script = commands.release_lock(self.layout, token)
-        self.each(lambda s: s.run(script), names)
+        failed = [o.name for o in self.each(lambda s: s.run(script), names) if not (o.ok and o.value.ok)]
+        if failed:
+            left = LeftLocks()
+            for name in failed:
+                left.remember(self.layout.deploy_to, name, token)
+            self.reporter.line(f"warning: could not release the deploy lock on {', '.join(failed)} (unreachable); "
+                               "the next deploy from this machine releases it")
+
+
+class LeftLocks:
+    """Locks this machine could not give back, by (deploy_to, host): a small JSON file in
+    the user's cache folder."""
+
+    def __init__(self) -> None:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        self.path = base / "deployer" / "left-locks.json"
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, data: dict[str, str]) -> None:
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+    @staticmethod
+    def _key(deploy_to: str, host: str) -> str:
+        return f"{host} {deploy_to}"
+
+    def remember(self, deploy_to: str, host: str, token: str) -> None:
+        data = self._load()
+        data[self._key(deploy_to, host)] = token
+        self._save(data)
+
+    def contains(self, deploy_to: str, host: str, token: str) -> bool:
+        return self._load().get(self._key(deploy_to, host)) == token
+
+    def forget(self, deploy_to: str, host: str) -> None:
+        data = self._load()
+        if data.pop(self._key(deploy_to, host), None) is not None:
+            self._save(data)
 
 
 def checked(session: Session, script: str, what: str, stdin: bytes | None = None, read_only: bool = False) -> Result:

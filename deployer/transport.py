@@ -196,6 +196,8 @@ class SshSession:
                 raise self._timed_out(channel)
         code = channel.recv_exit_status()
         channel.close()
+        if code == -1 and not self.transport.is_active():
+            raise self._lost("while a command ran")
         return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def _timed_out(self, channel) -> Exception:
@@ -340,6 +342,7 @@ def connect(config: Config, host: Host) -> SshSession:
             raise HostUnreachable(f"ssh.known_hosts: cannot read {known_hosts}: {exc}") from None
     name = host.name
     client.set_missing_host_key_policy(_host_key_policy(known_hosts, opts.host_key_policy, name))
+    started = time.monotonic()
     try:
         conn.open()
     except HostUnreachable:
@@ -356,6 +359,9 @@ def connect(config: Config, host: Host) -> SshSession:
         raise HostUnreachable(f"host {name}: no answer within {opts.connect_timeout:g}s (ssh.connect_timeout)") from None
     except (OSError, paramiko.SSHException, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        silent = time.monotonic() - started >= opts.connect_timeout * 0.9
+        if silent or "No existing session" in reason or "banner" in reason:
+            raise HostUnreachable(f"host {name}: no SSH answer within {opts.connect_timeout:g}s (ssh.connect_timeout)") from None
         raise HostUnreachable(f"host {name}: cannot connect ({reason})") from None
     sock = conn.transport.sock
     if isinstance(sock, socket.socket):

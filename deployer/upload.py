@@ -127,6 +127,8 @@ class Uploader:
         if diff is None:
             return None, "paths changed kind or hard links are involved"
         send, removed = diff
+        if sum(self.art.sizes.get(p, 0) for p in send) >= self.art.unpacked_size * 0.8:
+            return None, "most of the artifact changed"  # known before building the delta
         key = (frozenset(send), tuple(removed))
         with self._lock:
             if key not in self._deltas:
