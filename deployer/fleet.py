@@ -222,13 +222,13 @@ class Fleet:
         for o in outcomes:
             if o.ok and o.value.exit_code == commands.EXIT_LOCK_HELD:
                 token = parse_lock_info(o.value.stdout.strip()).get("token")
-                if token and left.contains(self.layout.deploy_to, o.name, token):
+                if token and left.contains(self.layout.deploy_to, token):
                     ours[o.name] = token
         if not ours:
             return outcomes
         self.each(lambda s: s.run(commands.release_lock(self.layout, ours[s.host.name])), list(ours))
-        for name in ours:
-            left.forget(self.layout.deploy_to, name)
+        for name, token in ours.items():
+            left.forget(token)
             self.reporter.step(name, "lock", "released a lock an earlier run had to leave when this host dropped out")
         retried = {o.name: o for o in self.each(lambda s: s.run(script), list(ours))}
         return [retried.get(o.name, o) for o in outcomes]
@@ -263,8 +263,9 @@ class Fleet:
 
 
 class LeftLocks:
-    """Locks this machine could not give back, by (deploy_to, host): a small JSON file in
-    the user's cache folder."""
+    """Locks this machine could not give back: their tokens (random, so unique) with the
+    deploy_to and host, in a small JSON file in the user's cache folder. Keyed by token,
+    not by address, so a host that comes back on another address is still recognised."""
 
     def __init__(self) -> None:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -282,21 +283,17 @@ class LeftLocks:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(data, indent=1, sort_keys=True))
 
-    @staticmethod
-    def _key(deploy_to: str, host: str) -> str:
-        return f"{host} {deploy_to}"
-
     def remember(self, deploy_to: str, host: str, token: str) -> None:
         data = self._load()
-        data[self._key(deploy_to, host)] = token
+        data[token] = f"{deploy_to} on {host}"
         self._save(data)
 
-    def contains(self, deploy_to: str, host: str, token: str) -> bool:
-        return self._load().get(self._key(deploy_to, host)) == token
+    def contains(self, deploy_to: str, token: str) -> bool:
+        return str(self._load().get(token, "")).startswith(f"{deploy_to} on ")
 
-    def forget(self, deploy_to: str, host: str) -> None:
+    def forget(self, token: str) -> None:
         data = self._load()
-        if data.pop(self._key(deploy_to, host), None) is not None:
+        if data.pop(token, None) is not None:
             self._save(data)
 
 
