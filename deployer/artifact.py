@@ -25,11 +25,10 @@ from typing import BinaryIO, Iterator
 
 from .config import Config
 from .errors import ArtifactError
+from .layout import EXCLUDE_LIST
 
 CHUNK = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
-MANIFEST_NAME = ".deployer-manifest.gz"
-EXCLUDE_LIST = ".deployer-exclude"
 
 
 @dataclass(frozen=True)

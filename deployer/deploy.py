@@ -15,9 +15,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from . import artifact as artifacts
 from . import commands, git, plan, releaselog, templates
 from .config import Config
 from .errors import DeployerError, DeployFailed, Interrupted
@@ -28,8 +27,10 @@ from .hooks import run_hooks
 from .layout import current_target
 from .notify import notified
 from .transport import Session, open_session
-from .upload import IDENTICAL, Upload, Uploader, release_shas
-from .artifact import MANIFEST_NAME
+from .layout import MANIFEST_NAME
+
+if TYPE_CHECKING:
+    from . import artifact as artifacts
 
 
 def now_iso() -> str:
@@ -195,7 +196,7 @@ class DeployRun:
             self.on_failure()
             raise error from None
         self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._previous_value(), detail=self.detail))
-        cleanup_after(self.fleet, self.log.written)
+        cleanup_after(self.fleet)
         rows = [HostReport(n, self.number, self.previous[n], "active", self.fleet.elapsed.get(n, 0.0))
                 for n in self.fleet.names]
         return Summary(self.command, self.config.stage, self.number, rows, time.monotonic() - start,
@@ -206,6 +207,8 @@ class DeployRun:
         return max(values) if values else None
 
     def upload(self, facts: dict[str, HostFacts]) -> None:
+        from .upload import IDENTICAL, Upload, Uploader, release_shas  # not needed by rollback
+
         layout, number = self.fleet.layout, self.number
         metadata = json.dumps(
             {"release": number, "sha256": self.art.sha256, "deployed_at": now_iso(), "deployed_by": whoami(),
@@ -334,10 +337,11 @@ class DeployRun:
         return type(error)(message)
 
 
-def cleanup_after(fleet: Fleet, written: list[releaselog.Event]) -> dict[str, list[int]]:
+def cleanup_after(fleet: Fleet, facts: dict[str, HostFacts] | None = None) -> dict[str, list[int]]:
     """Remove releases beyond ``keep_releases`` on each host, never current or the rollback
-    target, and leftover temporary links; logs what was removed."""
-    facts = fleet.probe()
+    target, and leftover temporary links; logs what was removed. ``facts`` when fresh, else
+    they are read again."""
+    facts = facts or fleet.probe()
     events = plan.merged_log(facts)
     statuses = releaselog.statuses(events)
     current = plan.current_release(facts)
@@ -377,6 +381,8 @@ def _deploy(config: Config, reporter: Reporter, opener: SessionOpener, force_unl
             ref: str | None) -> Summary:
     secrets = reporter.secrets
 
+    from . import artifact as artifacts  # only deploys read artifacts: keep rollback's start-up light
+
     def prepare() -> artifacts.Artifact:
         """Local checks, while the SSH handshakes run: a bad artifact or template fails
         here, before anything changes on any host."""
@@ -394,8 +400,8 @@ def _deploy(config: Config, reporter: Reporter, opener: SessionOpener, force_unl
     try:
         with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run, alongside=prepare) as fleet:
             art = fleet.prepared
-            with fleet.locked("deploy", force=force_unlock):
-                summary = DeployRun(fleet, art, secrets, revision=revision).execute(fleet.probe())
+            with fleet.locked("deploy", force=force_unlock) as facts:
+                summary = DeployRun(fleet, art, secrets, revision=revision).execute(facts)
                 summary.dry_run = dry_run
                 return summary
     finally:
@@ -413,8 +419,7 @@ def rollback(
 
 def _rollback(config: Config, reporter: Reporter, to: int | None, opener: SessionOpener, dry_run: bool) -> Summary:
     start = time.monotonic()
-    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("rollback"):
-        facts = fleet.probe()
+    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("rollback") as facts:
         target = plan.choose_rollback(facts, to)
         previous = {name: f.current for name, f in facts.items()}
         previous_raw = {name: f.current_raw for name, f in facts.items()}

@@ -56,6 +56,7 @@ class Fleet:
         self.layout = Layout(config.deploy_to)
         self.cancel = threading.Event()
         self.dead: dict[str, str] = {}
+        self.dry_run = False
         self.elapsed: dict[str, float] = {}  # time spent on each host, for the summary
         for name, session in sessions.items():
             session.cancel = self.cancel
@@ -164,8 +165,9 @@ class Fleet:
         return {name: parse_probe(result.stdout) for name, result in results.items()}
 
     @contextlib.contextmanager
-    def locked(self, command: str, force: bool = False) -> Iterator[None]:
+    def locked(self, command: str, force: bool = False) -> Iterator[dict[str, HostFacts]]:
         """Hold the stage lock on every host; released on every way out, Ctrl-C included.
+        Yields each host's facts, read in the same round trip that took the lock.
 
         ``force`` first breaks a lock left by a killed run (never the default)."""
         if force:
@@ -176,7 +178,7 @@ class Fleet:
              "stage": self.config.stage, "token": token},
             sort_keys=True,
         )
-        script = commands.acquire_lock(self.layout, info)
+        script = commands.acquire_lock(self.layout, info) + "\nset +e\n" + probe_command(self.layout)
         try:
             # The first host decides: two deploys racing for the stage meet there first, so
             # exactly one goes on (locking all hosts at once could let each win some hosts
@@ -206,8 +208,10 @@ class Fleet:
             if not first.ok:
                 raise_first([first], DeployFailed)
             raise DeployFailed(f"host {first.name}: cannot take the lock in {self.layout.state}: {first.value.output_tail()}")
+        by_name = {o.name: o for o in outcomes}
+        facts = self.probe() if self.dry_run else {n: parse_probe(by_name[n].value.stdout) for n in self.names}
         try:
-            yield
+            yield facts
         finally:
             self.cancel.clear()
             self._release(token, taken)

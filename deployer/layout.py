@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 RELEASE_METADATA = ".deployer-release.json"
+MANIFEST_NAME = ".deployer-manifest.gz"  # per release: the artifact's files and their digests
+EXCLUDE_LIST = ".deployer-exclude"  # in a delta: paths not to reuse from the base release
 TMP_LINK_PREFIX = "current.tmp-"
 
 

@@ -101,8 +101,8 @@ def cleanup(
     config: Config, reporter: Reporter, opener: SessionOpener = open_session, dry_run: bool = False
 ) -> dict[str, list[int]]:
     """Remove releases beyond keep_releases, failed ones first; never current or the rollback target."""
-    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("cleanup"):
-        victims = cleanup_after(fleet, [])
+    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("cleanup") as facts:
+        victims = cleanup_after(fleet, facts)
     reporter.document({"command": "cleanup", "stage": config.stage, "ok": True, "removed": victims})
     if not any(victims.values()):
         reporter.line(f"nothing to clean up: every host keeps at most {config.keep_releases} releases")

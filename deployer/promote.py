@@ -16,7 +16,8 @@ from pathlib import Path
 
 from . import artifact as artifacts
 from . import plan, releaselog, templates
-from .artifact import MANIFEST_NAME, parse_manifest
+from .artifact import parse_manifest
+from .layout import MANIFEST_NAME
 from .config import Config
 from .deploy import DeployRun, Summary
 from .errors import DeployFailed
@@ -108,9 +109,9 @@ def _promote(source: Config, target: Config, reporter: Reporter, release: int | 
         templates.render_host(target, host, 0, secrets)
     art, number = fetch_release(source, reporter, release, opener)
     try:
-        with Fleet.connect(target, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("promote"):
+        with Fleet.connect(target, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("promote") as facts:
             run = DeployRun(fleet, art, secrets, command="promote", detail=f"from {source.stage} release {number}")
-            summary = run.execute(fleet.probe())
+            summary = run.execute(facts)
             summary.dry_run = dry_run
             return summary
     finally:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import commands, releaselog
-from .artifact import MANIFEST_NAME, Artifact, file_chunks, diff_manifest, parse_manifest, write_delta
+from .artifact import Artifact, diff_manifest, file_chunks, parse_manifest, write_delta
 from .config import inside_relative
 from .errors import DeployFailed
 from .facts import HostFacts
-from .layout import Layout
+from .layout import MANIFEST_NAME, Layout
 from .transport import Session
 
 FULL, DELTA, IDENTICAL, PULL = "full", "delta", "identical", "pull"
@@ -90,7 +90,7 @@ class Uploader:
         if self.url:
             self._run(session, commands.download_release(self.layout, number, self.url, self.art.sha256, self.art.gzip), number)
             return Upload(PULL, None, 0)
-        why = "no earlier release on the host" if base is None else "delta uploads are off (artifact.delta)"
+        why = "" if base is None else "delta uploads are off (artifact.delta)"  # a first deploy needs no reason
         if base is not None and self.delta_possible:
             delta, why = self._delta_for(session, base)
             if delta is not None:
