@@ -153,14 +153,24 @@ def test_paused_host_before_connect_fails_within_connect_timeout(frozen_project,
     gaps.check()
 
 
-def test_paused_host_during_hook_fails_within_command_timeout(frozen_project, pausable_hosts):
+@pytest.mark.parametrize("phase", ["hook", "upload"])
+def test_paused_host_fails_within_command_timeout(frozen_project, pausable_hosts, big_artifact, phase):
+    """A host frozen during a silent hook, or mid-upload, fails the deploy within bounded
+    time; the healthy host is left as it was."""
     project, (healthy, frozen) = frozen_project, pausable_hosts
     project.deploy()
-    project.set(hooks={"before_switch": [{"command": TICKING.format(marker="in-hook")}]})
+    if phase == "hook":
+        slow, back = {"hooks": {"before_switch": [{"command": TICKING.format(marker="in-hook")}]}}, {"hooks": {"before_switch": []}}
+        started = lambda: "in-hook" in (host_state(frozen, project.deploy_to).entries or [])
+        what = "the before_switch hook to start"
+    else:
+        slow, back = {"artifact": {"path": str(big_artifact)}}, {"artifact": {"path": "app"}}
+        started = lambda: "2" in host_state(frozen, project.deploy_to).releases
+        what = "the upload of release 2 to start"
+    project.set(**slow)
     run = CliRun(project, "deploy", "--stage=test")
     try:
-        wait_for(lambda: "in-hook" in (host_state(frozen, project.deploy_to).entries or []) or not run.running(),
-                 timeout=60, what="the before_switch hook to start")
+        wait_for(lambda: started() or not run.running(), timeout=60, what=what)
         pause(frozen)
         result = run.finish(timeout=HANG_BOUND)
     finally:
@@ -170,32 +180,9 @@ def test_paused_host_during_hook_fails_within_command_timeout(frozen_project, pa
     state = host_state(healthy, project.deploy_to)
     assert state.current == "releases/1" and state.numbers == [1] and not state.locked, state
     assert host_state(frozen, project.deploy_to).current == "releases/1"
-    # The frozen host could not be told to give its lock back: `invoke unlock` is the way.
+    # The frozen host could not be told to give its lock back; `invoke unlock` always works.
     assert project.invoke("unlock", "--stage=test").returncode == 0
-    project.set(hooks={"before_switch": []})
-    assert project.invoke("deploy", "--stage=test").returncode == 0
-    assert assert_converged(project) == 3
-
-
-def test_paused_host_during_upload_fails_within_command_timeout(frozen_project, pausable_hosts, big_artifact):
-    project, (healthy, frozen) = frozen_project, pausable_hosts
-    project.deploy()
-    project.set(artifact={"path": str(big_artifact)})
-    run = CliRun(project, "deploy", "--stage=test")
-    try:
-        wait_for(lambda: "2" in host_state(frozen, project.deploy_to).releases or not run.running(),
-                 timeout=60, what="the upload of release 2 to start")
-        pause(frozen)
-        result = run.finish(timeout=HANG_BOUND)
-    finally:
-        run.kill()
-        unpause(frozen)
-    assert_one_line_error(result, (1, 4), f"host {frozen.name}", "command_timeout")
-    state = host_state(healthy, project.deploy_to)
-    assert state.current == "releases/1" and state.numbers == [1] and not state.locked, state
-    assert host_state(frozen, project.deploy_to).current == "releases/1"
-    assert project.invoke("unlock", "--stage=test").returncode == 0
-    project.set(artifact={"path": "app"})
+    project.set(**back)
     assert project.invoke("deploy", "--stage=test").returncode == 0
     assert assert_converged(project) == 3
 
