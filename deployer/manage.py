@@ -66,9 +66,10 @@ def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_se
             reporter.line("  no releases")
         else:
             reporter.table(
-                ["", "release", "status", "deployed (UTC)", "by", "sha256", "revision"],
+                ["", "release", "status", "deployed (UTC)", "by", "sha256", "revision", "subject"],
                 [["*" if r["current"] else "", r["release"], r["status"], (r["deployed_at"] or "")[:19].replace("T", " "),
-                  r["deployed_by"] or "", (r["sha256"] or "")[:12], r["revision"] or ""] for r in host["releases"]],
+                  r["deployed_by"] or "", (r["sha256"] or "")[:12], (r["revision"] or "")[:12],
+                  (r["subject"] or "")[:50]] for r in host["releases"]],
             )
         if host["current"] is None and host["current_target"]:
             reporter.line(f"  current points to {host['current_target']!r}, which is not a release")
