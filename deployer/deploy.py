@@ -158,7 +158,7 @@ class DeployRun:
 
     def __init__(
         self, fleet: Fleet, art: artifacts.Artifact, secrets: templates.Secrets, command: str = "deploy",
-        detail: str | None = None, revision: git.Revision | None = None,
+        detail: str | None = None, revision: git.Revision | None = None, local_revision: bool = True,
     ) -> None:
         self.detail = detail
         self.fleet = fleet
@@ -167,7 +167,8 @@ class DeployRun:
         self.secrets = secrets
         self.command = command
         self.reporter = fleet.reporter
-        revision = revision or git.describe(self.config.root)
+        if revision is None and local_revision:  # a promote carries the source's revision instead
+            revision = git.describe(self.config.root)
         extra = {"author": revision.author, "subject": revision.subject} if revision and revision.subject else {}
         if len(fleet.names) < len(fleet.config_all_hosts):
             extra["hosts"] = fleet.names  # a deploy to a subset says so in the log

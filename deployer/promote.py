@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from . import artifact as artifacts
-from . import plan, releaselog, templates
+from . import git, plan, releaselog, templates
 from .artifact import parse_manifest
 from .layout import MANIFEST_NAME
 from .config import Config
@@ -61,7 +61,8 @@ def same_content(found: dict[str, artifacts.Entry], recorded: dict[str, artifact
 
 
 def fetch_release(source: Config, reporter: Reporter, release: int | None, opener: SessionOpener):
-    """Read the release back from a source host; returns (artifact, release number)."""
+    """Read the release back from a source host; returns (artifact, release number, the
+    revision it was deployed from)."""
     with Fleet.connect(source, reporter, opener=opener) as fleet:
         facts = fleet.probe()
         number, holder = choose_source_release(source.stage, facts, release)
@@ -90,7 +91,12 @@ def fetch_release(source: Config, reporter: Reporter, release: int | None, opene
             os.unlink(handle.name)
             raise
     reporter.line(f"promote: release {number} of {source.stage} (sha256 {shas[number][:12]}), read from {holder}")
-    return dataclasses.replace(art, sha256=shas[number], temporary=True), number
+    event = releaselog.deploy_info(plan.merged_log(facts))[number]
+    revision = None
+    if event.revision:
+        revision = git.Revision(event.revision.removesuffix("-dirty"), str(event.extra.get("author") or ""),
+                                str(event.extra.get("subject") or ""), event.revision.endswith("-dirty"))
+    return dataclasses.replace(art, sha256=shas[number], temporary=True), number, revision
 
 
 def promote(
@@ -107,10 +113,11 @@ def _promote(source: Config, target: Config, reporter: Reporter, release: int | 
     secrets = reporter.secrets
     for host in target.hosts:  # the target's templates must render before anything moves
         templates.render_host(target, host, 0, secrets)
-    art, number = fetch_release(source, reporter, release, opener)
+    art, number, revision = fetch_release(source, reporter, release, opener)
     try:
         with Fleet.connect(target, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("promote") as facts:
-            run = DeployRun(fleet, art, secrets, command="promote", detail=f"from {source.stage} release {number}")
+            run = DeployRun(fleet, art, secrets, command="promote", detail=f"from {source.stage} release {number}",
+                            revision=revision, local_revision=False)
             summary = run.execute(facts)
             summary.dry_run = dry_run
             return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import yaml
@@ -36,10 +37,19 @@ def sha_of(p, index, stage, number):
     return {json.loads(l).get("sha256") for l in log.splitlines() if json.loads(l).get("release") == number} - {None}
 
 
+def git(p, *args):
+    ident = ["-c", "user.name=Ada", "-c", "user.email=ada@example.com"]
+    return subprocess.run(["git", *ident, *args], cwd=p.root, check=True, capture_output=True, text=True).stdout
+
+
 def test_promote_deploys_the_same_artifact_rendered_for_the_target(stages):
     p = stages
+    git(p, "init", "-q", "-b", "main")
+    git(p, "add", "-A")
+    git(p, "commit", "-q", "-m", "what staging runs")
     run(p, "deploy", "--stage=staging")
     (p.root / "app" / "index.html").write_text("changed locally, never built\n")
+    git(p, "commit", "-q", "-am", "not deployed anywhere")
     run(p, "promote", "--from=staging", "--to=production")
     prod = f"{p.deploy_to}-production"
     assert p.sh(2, f"readlink {prod}/current").strip() == "releases/1"
@@ -47,6 +57,8 @@ def test_promote_deploys_the_same_artifact_rendered_for_the_target(stages):
     assert "GREETING=production hi" in p.sh(2, f"cat {prod}/current/app.env")
     assert p.sh(2, f"cat {prod}/cmd").strip() == "promote"
     assert sha_of(p, 2, "production", 1) == sha_of(p, 0, "staging", 1)
+    revision = lambda i, stage: {json.loads(l).get("revision") for l in p.sh(i, f"cat {p.deploy_to}-{stage}/.deployer/log.jsonl").splitlines() if json.loads(l).get("release") == 1}
+    assert revision(2, "production") == revision(0, "staging") == {git(p, "rev-parse", "HEAD~1").strip()}
     events = [json.loads(l) for l in p.sh(2, f"cat {prod}/.deployer/log.jsonl").splitlines()]
     assert events[-1]["event"] == "promote" and events[-1]["detail"] == "from staging release 1"
     # Promoting the same thing again sends no payload: the host already has that artifact.
