@@ -26,6 +26,7 @@ from typing import BinaryIO, Iterator
 from .config import Config
 from .errors import ArtifactError
 from .layout import EXCLUDE_LIST
+from .localstate import cache_path
 
 CHUNK = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
@@ -322,8 +323,7 @@ def _cache_file(path: Path, max_unpacked: int) -> Path:
     path, size, inode and change times, so any rewrite of the file misses the cache."""
     st = path.stat()
     key = f"{path.resolve()}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}|{max_unpacked}|v2"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deployer" / "inspected"
-    return base / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json.gz")
+    return cache_path("inspected", hashlib.sha256(key.encode()).hexdigest()[:32] + ".json.gz")
 
 
 def inspect_cached(path: Path, max_unpacked: int, label: str) -> Artifact:

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Iterable
 
-from .layout import EXCLUDE_LIST, MANIFEST_NAME, TMP_LINK_PREFIX, Layout, current_target, shared_link_target
+from .layout import (
+    EXCLUDE_LIST,
+    MANIFEST_NAME,
+    TMP_LINK_PREFIX,
+    Layout,
+    current_target,
+    shared_link_target,
+)
 from .shell import argv, env_prefix, quote, script
 
 EXIT_LOCK_HELD = 75

@@ -22,12 +22,11 @@ from .config import Config
 from .errors import DeployerError, DeployFailed, Interrupted
 from .facts import HostFacts
 from .fleet import Fleet, SessionOpener, checked, raise_first, raise_on_failure, whoami
-from .output import Reporter, human_bytes
 from .hooks import run_hooks
-from .layout import current_target
+from .layout import MANIFEST_NAME, current_target
 from .notify import notified
+from .output import Reporter, human_bytes
 from .transport import Session, open_session
-from .layout import MANIFEST_NAME
 
 if TYPE_CHECKING:
     from . import artifact as artifacts
@@ -208,7 +207,7 @@ class DeployRun:
         return max(values) if values else None
 
     def upload(self, facts: dict[str, HostFacts]) -> None:
-        from .upload import IDENTICAL, Upload, Uploader, release_shas  # not needed by rollback
+        from .upload import IDENTICAL, Upload, Uploader  # not needed by rollback
 
         layout, number = self.fleet.layout, self.number
         metadata = json.dumps(
@@ -217,7 +216,7 @@ class DeployRun:
             sort_keys=True,
         )
         uploader = Uploader(
-            self.art, layout, self.config.delta, release_shas(plan.merged_log(facts)), self.artifact_url(), self.reporter
+            self.art, layout, self.config.delta, releaselog.artifact_shas(plan.merged_log(facts)), self.artifact_url(), self.reporter
         )
 
         def step(session: Session) -> Upload:
@@ -382,7 +381,9 @@ def _deploy(config: Config, reporter: Reporter, opener: SessionOpener, force_unl
             ref: str | None) -> Summary:
     secrets = reporter.secrets
 
-    from . import artifact as artifacts  # only deploys read artifacts: keep rollback's start-up light
+    from . import (
+        artifact as artifacts,  # only deploys read artifacts: keep rollback's start-up light
+    )
 
     def prepare() -> artifacts.Artifact:
         """Local checks, while the SSH handshakes run: a bad artifact or template fails
@@ -439,7 +440,7 @@ def _rollback(config: Config, reporter: Reporter, to: int | None, opener: Sessio
             restore(fleet, previous_raw, list(todo), target)
             raise Interrupted("interrupted; hosts switched back to where they were") from None
         log = EventLog(fleet, "rollback")
-        sha = {e.release: e.sha256 for e in plan.merged_log(facts) if e.release is not None and e.sha256}
+        sha = releaselog.artifact_shas(plan.merged_log(facts))
         events = [log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))]
         # Only releases newer than the target were rolled back *from*; rolling forward
         # (--to a newer release) does not make the one we leave bad.

@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from . import commands
@@ -22,6 +21,7 @@ from .config import Config, Host
 from .errors import DeployerError, DeployFailed, HostUnreachable, LockHeld
 from .facts import HostFacts, parse_lock_info, parse_probe, probe_command
 from .layout import Layout
+from .localstate import cache_path
 from .output import Reporter
 from .runner import Outcome, each
 from .transport import DryRunSession, Result, Session, open_session
@@ -161,8 +161,7 @@ class Fleet:
         failed = [o for o in outcomes if not o.ok]
         if failed:
             raise_first(failed, DeployFailed)
-        results = {o.name: o.value for o in outcomes}
-        return {name: parse_probe(result.stdout) for name, result in results.items()}
+        return {o.name: parse_probe(o.value.stdout) for o in outcomes}
 
     @contextlib.contextmanager
     def locked(self, command: str, force: bool = False) -> Iterator[dict[str, HostFacts]]:
@@ -272,8 +271,7 @@ class LeftLocks:
     not by address, so a host that comes back on another address is still recognised."""
 
     def __init__(self) -> None:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        self.path = base / "deployer" / "left-locks.json"
+        self.path = cache_path("left-locks.json")
 
     def _load(self) -> dict[str, str]:
         try:

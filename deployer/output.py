@@ -93,8 +93,14 @@ class Reporter:
         with self._lock:
             if self._progress is None:
                 from rich.console import Console
-                from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                           TimeRemainingColumn, TransferSpeedColumn)
+                from rich.progress import (
+                    BarColumn,
+                    DownloadColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                    TransferSpeedColumn,
+                )
 
                 console = Console(file=self.stream, no_color=bool(os.environ.get("NO_COLOR")))
                 self._progress = Progress(

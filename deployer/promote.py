@@ -17,12 +17,12 @@ from pathlib import Path
 from . import artifact as artifacts
 from . import git, plan, releaselog, templates
 from .artifact import parse_manifest
-from .layout import MANIFEST_NAME
 from .config import Config
 from .deploy import DeployRun, Summary
 from .errors import DeployFailed
 from .facts import HostFacts
 from .fleet import Fleet, SessionOpener
+from .layout import MANIFEST_NAME
 from .notify import notified
 from .output import Reporter
 from .shell import quote
@@ -66,7 +66,8 @@ def fetch_release(source: Config, reporter: Reporter, release: int | None, opene
     with Fleet.connect(source, reporter, opener=opener) as fleet:
         facts = fleet.probe()
         number, holder = choose_source_release(source.stage, facts, release)
-        shas = {n: e.sha256 for n, e in releaselog.deploy_info(plan.merged_log(facts)).items() if e.sha256}
+        info = releaselog.deploy_info(plan.merged_log(facts))
+        shas = releaselog.artifact_shas(info.values())
         if number not in shas:
             raise DeployFailed(f"promote: the release log of {source.stage} has no artifact sha256 for release {number}")
         session = fleet.sessions[holder]
@@ -91,7 +92,7 @@ def fetch_release(source: Config, reporter: Reporter, release: int | None, opene
             os.unlink(handle.name)
             raise
     reporter.line(f"promote: release {number} of {source.stage} (sha256 {shas[number][:12]}), read from {holder}")
-    event = releaselog.deploy_info(plan.merged_log(facts))[number]
+    event = info[number]
     revision = None
     if event.revision:
         revision = git.Revision(event.revision.removesuffix("-dirty"), str(event.extra.get("author") or ""),

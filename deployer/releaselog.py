@@ -94,6 +94,11 @@ def highest_release(events: Iterable[Event]) -> int:
     return max((e.release for e in events if e.release is not None), default=0)
 
 
+def artifact_shas(events: Iterable[Event]) -> dict[int, str]:
+    """The artifact sha256 each release was deployed (or promoted) with."""
+    return {n: e.sha256 for n, e in deploy_info(events).items() if e.sha256}
+
+
 def deploy_info(events: Iterable[Event]) -> dict[int, Event]:
     """For each release, the event that first staged or activated it by a deploy."""
     info: dict[int, Event] = {}

@@ -4,7 +4,8 @@ Per host, one of three ways, decided from facts already read:
 - identical: a release with the same artifact sha256 is on the host; the new release is
   a hard-linked copy of it and no artifact byte travels;
 - delta: the host has a base release with a stored manifest; the new release starts as a
-  hard-linked copy of it and only changed files travel, with a list of paths to delete;
+  copy of it (its artifact files, hard-linked) and only changed files travel, with the
+  list of paths not to reuse;
 - full: the whole artifact is streamed into ``tar`` over one channel.
 """
 
@@ -17,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import commands, releaselog
+from . import commands
 from .artifact import Artifact, diff_manifest, file_chunks, parse_manifest, write_delta
 from .config import inside_relative
 from .errors import DeployFailed
@@ -56,10 +57,6 @@ def choose_base(fact: HostFacts, shas: dict[int, str], sha256: str) -> tuple[int
     if fact.current in complete:
         return fact.current, False
     return (max(complete), False) if complete else (None, False)
-
-
-def release_shas(events: list[releaselog.Event]) -> dict[int, str]:
-    return {n: e.sha256 for n, e in releaselog.deploy_info(events).items() if e.sha256}
 
 
 class Uploader:
