@@ -186,6 +186,11 @@ def _stage_file(root: Path, stage: str) -> Path:
 
 def load_raw(root: Path, stage: str) -> dict:
     """The merged, shape-checked mapping of a stage (before meaning checks)."""
+    return _load_layers(root, stage)[0]
+
+
+def _load_layers(root: Path, stage: str) -> tuple[dict, dict[str, set[str]]]:
+    """The merged mapping, and the top-level keys each file set (to name where a key is)."""
     stage_path = _stage_file(root, stage)
     defaults_path = config_dir(root) / DEFAULTS_FILE
     layers = []
@@ -193,8 +198,10 @@ def load_raw(root: Path, stage: str) -> dict:
         layers.append(defaults_path)
     layers.append(stage_path)
     merged: dict = {}
+    keys: dict[str, set[str]] = {}
     for path in layers:
         data = read_yaml(path, root)
+        keys[path.name] = set(data)
         try:
             SCHEMA.check(data, "")
         except ShapeError as exc:
@@ -208,7 +215,7 @@ def load_raw(root: Path, stage: str) -> dict:
             f"{_rel(stage_path, root)}: {exc.path}: required key is missing "
             f"(set it in config/{DEFAULTS_FILE} or config/{stage}.yml)"
         ) from None
-    return merged
+    return merged, keys
 
 
 def default_stage(root: Path) -> str | None:
@@ -276,10 +283,8 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
     A template stage (one mentioning ``{instance}``) needs ``instance``, which fills in
     every ``{instance}``: each instance is an isolated copy (its own deploy_to, lock, log)."""
     root = root.resolve()
-    raw = load_raw(root, stage)
-    stage_keys = set(read_yaml(_stage_file(root, stage), root))
-    defaults_path = config_dir(root) / DEFAULTS_FILE
-    default_keys = set(read_yaml(defaults_path, root)) if defaults_path.is_file() else set()
+    raw, keys = _load_layers(root, stage)
+    stage_keys, default_keys = keys.get(f"{stage}.yml", set()), keys.get(DEFAULTS_FILE, set())
 
     def where_of(key: str) -> str:
         """The file a (top-level) key comes from: the stage file wins, then the defaults;

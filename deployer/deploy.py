@@ -80,7 +80,6 @@ class EventLog:
         self.sha256 = sha256
         self.revision = revision
         self.extra = extra or {}
-        self.written: list[releaselog.Event] = []
 
     def make(self, release: int | None, status: str | None, **fields) -> releaselog.Event:
         return releaselog.Event(
@@ -94,7 +93,6 @@ class EventLog:
         """Write events on hosts. ``strict=False`` is for paths that are already failing."""
         script = commands.append_log(self.fleet.layout, [e.to_json() for e in events])
         outcomes = self.fleet.each(lambda s: checked(s, script, "write release log"), names)
-        self.written.extend(events)
         failed = [o for o in outcomes if not o.ok]
         if failed and strict:
             raise_first(failed, DeployFailed)
@@ -169,7 +167,7 @@ class DeployRun:
         if revision is None and local_revision:  # a promote carries the source's revision instead
             revision = git.describe(self.config.root)
         extra = {"author": revision.author, "subject": revision.subject} if revision and revision.subject else {}
-        if len(fleet.names) < len(fleet.config_all_hosts):
+        if len(fleet.names) < len(self.config.all_hosts or self.config.hosts):
             extra["hosts"] = fleet.names  # a deploy to a subset says so in the log
         self.log = EventLog(fleet, command, sha256=art.sha256, revision=revision.label if revision else None, extra=extra)
         self.switched: list[str] = []

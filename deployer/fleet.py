@@ -106,7 +106,6 @@ class Fleet:
         if dry_run:
             sessions = {name: DryRunSession(s, plans[name]) for name, s in sessions.items()}
         fleet = cls(config, sessions, reporter)
-        fleet.config_all_hosts = config.all_hosts or config.hosts
         fleet.unreachable = {o.name: o.reason() for o in failed}
         fleet.dry_run = dry_run
         fleet.plans = plans
