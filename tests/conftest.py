@@ -42,3 +42,11 @@ def project(tmp_path, ssh_hosts, ssh_key) -> Project:
 def local_project(tmp_path) -> Project:
     """A project using the local transport in a temporary folder."""
     return Project.create(tmp_path, [], None)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every test that needs a container is marked ``ssh``, so ``-m "not ssh"`` is the
+    fast tier (unit tests, fake hosts, the local transport) whatever a file forgot to mark."""
+    for item in items:
+        if {"ssh_hosts", "ssh_image"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ssh)
