@@ -11,7 +11,9 @@ from .scaffold import init
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployer", description="Scaffold deployer into a repository.")
+    parser = argparse.ArgumentParser(
+        prog="python -m deployer", description="Scaffold deployer into a repository."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("init", help="write tasks.py, config/ and a sample template (never overwrites)")
     start.add_argument("path", nargs="?", default=".", help="the repository (default: here)")
@@ -24,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     for path in written:
         print(f"created {path.relative_to(root)}")
-    print("next: edit config/staging.yml, then `invoke check --stage=staging` and `invoke deploy --stage=staging`")
+    print(
+        "next: edit config/staging.yml, then `invoke check --stage=staging` and `invoke deploy --stage=staging`"
+    )
     return 0
 
 

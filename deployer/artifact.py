@@ -19,9 +19,10 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from .config import Config
 from .errors import ArtifactError
@@ -92,7 +93,7 @@ class Artifact:
     unpacked_size: int
     members: int
     temporary: bool = False
-    manifest: dict[str, "Entry"] = field(default_factory=dict, compare=False, repr=False)
+    manifest: dict[str, Entry] = field(default_factory=dict, compare=False, repr=False)
     has_hardlinks: bool = False
     temporary_dir: Path | None = None
     sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -210,8 +211,15 @@ def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
     if members == 0:
         raise ArtifactError(f"{label}: the archive is empty")
     return Artifact(
-        path, is_gzip, reader.digest.hexdigest(), reader.count, unpacked, members,
-        manifest=manifest, has_hardlinks=any(e.kind == "h" for e in manifest.values()), sizes=sizes,
+        path,
+        is_gzip,
+        reader.digest.hexdigest(),
+        reader.count,
+        unpacked,
+        members,
+        manifest=manifest,
+        has_hardlinks=any(e.kind == "h" for e in manifest.values()),
+        sizes=sizes,
     )
 
 
@@ -297,7 +305,11 @@ def prepare(config: Config, ref: str | None = None) -> Artifact:
 
 def _prepare_in(config: Config, root: Path) -> Artifact:
     build(config, root)
-    path = root / config.artifact_path.relative_to(config.root) if config.artifact_path.is_relative_to(config.root) else config.artifact_path
+    path = (
+        root / config.artifact_path.relative_to(config.root)
+        if config.artifact_path.is_relative_to(config.root)
+        else config.artifact_path
+    )
     label = f"artifact {_display(path, root)}"
     if not path.exists():
         raise ArtifactError(f"{label}: not found (artifact.path)")
@@ -333,14 +345,30 @@ def inspect_cached(path: Path, max_unpacked: int, label: str) -> Artifact:
     try:
         data = json.loads(gzip.decompress(cache.read_bytes()))
         manifest = {p: Entry(*e) for p, e in data["manifest"].items()}
-        return Artifact(path, data["gzip"], data["sha256"], data["size"], data["unpacked"], data["members"],
-                        manifest=manifest, has_hardlinks=data["hardlinks"], sizes=data["sizes"])
+        return Artifact(
+            path,
+            data["gzip"],
+            data["sha256"],
+            data["size"],
+            data["unpacked"],
+            data["members"],
+            manifest=manifest,
+            has_hardlinks=data["hardlinks"],
+            sizes=data["sizes"],
+        )
     except (OSError, ValueError, KeyError, TypeError):
         pass
     found = inspect(path, max_unpacked, label)
-    data = {"gzip": found.gzip, "sha256": found.sha256, "size": found.size, "unpacked": found.unpacked_size,
-            "members": found.members, "hardlinks": found.has_hardlinks,
-            "manifest": {p: [e.kind, e.digest, e.mode] for p, e in found.manifest.items()}, "sizes": found.sizes}
+    data = {
+        "gzip": found.gzip,
+        "sha256": found.sha256,
+        "size": found.size,
+        "unpacked": found.unpacked_size,
+        "members": found.members,
+        "hardlinks": found.has_hardlinks,
+        "manifest": {p: [e.kind, e.digest, e.mode] for p, e in found.manifest.items()},
+        "sizes": found.sizes,
+    }
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(f".{os.getpid()}.tmp")

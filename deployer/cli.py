@@ -11,8 +11,8 @@ import dataclasses
 import json as jsonlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from invoke import Collection, Exit, task
 
@@ -51,7 +51,9 @@ def _stage(root: Path, stage: str | None) -> str:
     chosen = stage or os.environ.get("DEPLOYER_STAGE") or cfg.default_stage(root)
     if not chosen:
         stages = ", ".join(cfg.list_stages(root)) or "none"
-        raise ConfigError(f"--stage: no stage given and no default_stage in config/deploy.yml (stages: {stages})")
+        raise ConfigError(
+            f"--stage: no stage given and no default_stage in config/deploy.yml (stages: {stages})"
+        )
     return chosen
 
 
@@ -67,13 +69,19 @@ def select_hosts(config, hosts: str | None, roles: str | None):
     known = {h.name for h in config.hosts} | {h.host for h in config.hosts}
     unknown = [w for w in wanted if w not in known]
     if unknown:
-        raise ConfigError(f"--hosts: {unknown[0]} is not a host of stage {config.stage} (hosts: {', '.join(h.name for h in config.hosts)})")
+        raise ConfigError(
+            f"--hosts: {unknown[0]} is not a host of stage {config.stage} (hosts: {', '.join(h.name for h in config.hosts)})"
+        )
     chosen = tuple(
-        h for h in config.hosts
-        if (not wanted or h.name in wanted or h.host in wanted) and (not wanted_roles or wanted_roles & set(h.roles))
+        h
+        for h in config.hosts
+        if (not wanted or h.name in wanted or h.host in wanted)
+        and (not wanted_roles or wanted_roles & set(h.roles))
     )
     if not chosen:
-        raise ConfigError(f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}")
+        raise ConfigError(
+            f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}"
+        )
     return dataclasses.replace(config, hosts=chosen, all_hosts=config.hosts)
 
 
@@ -100,8 +108,10 @@ def _run(root: Path, opts: Options, action: Callable):
 def _summary(reporter, summary) -> None:
     reporter.table(
         ["host", "release", "previous", "status", "time"],
-        [[r.host, r.release, "-" if r.previous is None else r.previous, r.status, f"{r.seconds:.2f}s"]
-         for r in summary.rows],
+        [
+            [r.host, r.release, "-" if r.previous is None else r.previous, r.status, f"{r.seconds:.2f}s"]
+            for r in summary.rows
+        ],
         final=True,
     )
     what = "dry run of " if summary.dry_run else ""
@@ -125,18 +135,51 @@ def make_collection(root: str | Path) -> Collection:
     """The task collection for a project whose ``config/`` and ``templates/`` live in ``root``."""
     root = Path(root).resolve()
 
-    @task(help={**HELP, "force-unlock": "First break a stale lock left by a killed deploy (shows its holder).",
-                "ref": "Build from this git branch, tag or commit (git archive; the working tree is not used)."})
-    def deploy(c, stage=None, instance=None, hosts=None, roles=None, ref=None, dry_run=False, force_unlock=False, json=False,
-               verbose=False, quiet=False):
+    @task(
+        help={
+            **HELP,
+            "force-unlock": "First break a stale lock left by a killed deploy (shows its holder).",
+            "ref": "Build from this git branch, tag or commit (git archive; the working tree is not used).",
+        }
+    )
+    def deploy(
+        c,
+        stage=None,
+        instance=None,
+        hosts=None,
+        roles=None,
+        ref=None,
+        dry_run=False,
+        force_unlock=False,
+        json=False,
+        verbose=False,
+        quiet=False,
+    ):
         """Deploy the artifact to every host of a stage (build, upload, hooks, atomic switch)."""
         from .deploy import deploy as run
 
         opts = Options(stage, hosts, roles, json, verbose, quiet, instance=instance)
-        _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, force_unlock=force_unlock, dry_run=dry_run, ref=ref)))
+        _run(
+            root,
+            opts,
+            lambda cfg, rep: _summary(
+                rep, run(cfg, rep, force_unlock=force_unlock, dry_run=dry_run, ref=ref)
+            ),
+        )
 
     @task(help={**HELP, "to": "Release number to roll back to (default: the previous good one)."})
-    def rollback(c, stage=None, instance=None, to=None, hosts=None, roles=None, dry_run=False, json=False, verbose=False, quiet=False):
+    def rollback(
+        c,
+        stage=None,
+        instance=None,
+        to=None,
+        hosts=None,
+        roles=None,
+        dry_run=False,
+        json=False,
+        verbose=False,
+        quiet=False,
+    ):
         """Switch every host back to the previous good release, instantly (no upload)."""
         from .deploy import rollback as run
 
@@ -144,11 +187,14 @@ def make_collection(root: str | Path) -> Collection:
         opts = Options(stage, hosts, roles, json, verbose, quiet, instance=instance)
         _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, target, dry_run=dry_run)))
 
-    @task(help={
-        "from": "The stage whose current release is promoted.", "to": "The stage it is deployed to.",
-        "release": "Promote this release of the source stage instead of its current one.",
-        **{k: HELP[k] for k in ("dry-run", "json", "verbose", "quiet")},
-    })
+    @task(
+        help={
+            "from": "The stage whose current release is promoted.",
+            "to": "The stage it is deployed to.",
+            "release": "Promote this release of the source stage instead of its current one.",
+            **{k: HELP[k] for k in ("dry-run", "json", "verbose", "quiet")},
+        }
+    )
     def promote(c, from_=None, to=None, release=None, dry_run=False, json=False, verbose=False, quiet=False):
         """Deploy to --to exactly the artifact live on --from (same sha256), no rebuild."""
         from . import config as cfg
@@ -172,25 +218,53 @@ def make_collection(root: str | Path) -> Collection:
 
         _run(root, Options(stage, hosts, roles, json, instance=instance), run)
 
-    @task(help={**{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")}, "limit": "Show the last N events (default 50, 0 for all)."})
+    @task(
+        help={
+            **{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")},
+            "limit": "Show the last N events (default 50, 0 for all).",
+        }
+    )
     def history(c, stage=None, instance=None, hosts=None, roles=None, json=False, limit=None):
         """List every event of a stage: deploys, rollbacks, cleanups, failures."""
         from .manage import history as run
 
         count = 50 if limit is None else _int_option("limit", limit)
-        _run(root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, count))
+        _run(
+            root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, count)
+        )
 
-    @task(help={**{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")}, "ref": "Compare with this ref (default HEAD)."})
+    @task(
+        help={
+            **{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")},
+            "ref": "Compare with this ref (default HEAD).",
+        }
+    )
     def pending(c, stage=None, instance=None, hosts=None, roles=None, ref="HEAD", json=False):
         """List the commits between what is live on a stage and a local ref."""
         from .manage import pending as run
 
         _run(root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, ref))
 
-    @task(help={**HELP, "schedule": "Install on each host a systemd timer (or cron entry) that cleans up regularly.",
-                "unschedule": "Remove that scheduled cleanup."})
-    def cleanup(c, stage=None, instance=None, hosts=None, roles=None, dry_run=False, schedule=False, unschedule=False,
-                json=False, verbose=False, quiet=False):
+    @task(
+        help={
+            **HELP,
+            "schedule": "Install on each host a systemd timer (or cron entry) that cleans up regularly.",
+            "unschedule": "Remove that scheduled cleanup.",
+        }
+    )
+    def cleanup(
+        c,
+        stage=None,
+        instance=None,
+        hosts=None,
+        roles=None,
+        dry_run=False,
+        schedule=False,
+        unschedule=False,
+        json=False,
+        verbose=False,
+        quiet=False,
+    ):
         """Remove old releases beyond keep_releases (never current or the rollback target)."""
         from .manage import cleanup as run
 
@@ -221,18 +295,27 @@ def make_collection(root: str | Path) -> Collection:
 
         _run(root, Options(stage, hosts, roles, json, verbose, instance=instance), action)
 
-    @task(help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles")} | {"yes": "Really remove the instance."})
+    @task(
+        help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles")}
+        | {"yes": "Really remove the instance."}
+    )
     def destroy(c, stage=None, instance=None, hosts=None, roles=None, yes=False):
         """Remove an instance of a template stage (a review app) from every host."""
         from .manage import destroy as run
 
         def action(config, rep):
             if not config.instance:
-                raise Exit(f"error: destroy: stage {config.stage} is not a template stage; destroy only removes "
-                           "instances of template stages (review apps)", 2)
+                raise Exit(
+                    f"error: destroy: stage {config.stage} is not a template stage; destroy only removes "
+                    "instances of template stages (review apps)",
+                    2,
+                )
             if not yes:
-                raise Exit(f"error: destroy: this removes {config.deploy_to} on {len(config.hosts)} host(s); "
-                           "add --yes to confirm", 2)
+                raise Exit(
+                    f"error: destroy: this removes {config.deploy_to} on {len(config.hosts)} host(s); "
+                    "add --yes to confirm",
+                    2,
+                )
             run(config, rep)
 
         _run(root, Options(stage, hosts, roles, instance=instance), action)

@@ -6,8 +6,8 @@ branches on are named constants, never matched from stderr text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import PurePosixPath
-from typing import Iterable
 
 from .layout import (
     EXCLUDE_LIST,
@@ -86,7 +86,9 @@ def unpack(layout: Layout, number: int, gzip: bool) -> str:
     release = quote(layout.release(number))
     return script(
         *_new_release(layout, number),
-        _or_remove(layout, number, f"tar {flags} - -C {release} --no-same-owner --no-overwrite-dir", space=True),
+        _or_remove(
+            layout, number, f"tar {flags} - -C {release} --no-same-owner --no-overwrite-dir", space=True
+        ),
     )
 
 
@@ -113,18 +115,34 @@ def clone_release(layout: Layout, base: int, number: int, delta: bool) -> str:
         *_new_release(layout, number),
     ]
     if delta:
-        steps.append(_or_remove(layout, number, f"tar -xzf - -C {quote(release)} --no-same-owner", space=True))
+        steps.append(
+            _or_remove(layout, number, f"tar -xzf - -C {quote(release)} --no-same-owner", space=True)
+        )
     else:
         steps.append(f": > {exclude}")
     dirs, others = listing('$1 == "d"'), listing('$1 != "d"')
     by_line = "xargs -d '\\n' -r"
     steps += [
-        _or_remove(layout, number, f"cd {quote(base_dir)} && {dirs} | (cd {quote(release)} && {by_line} mkdir -p --)"),
-        _or_remove(layout, number, f"cd {quote(base_dir)} && {others} | {by_line} cp -al --parents -t {quote(release)} --", space=True),
+        _or_remove(
+            layout, number, f"cd {quote(base_dir)} && {dirs} | (cd {quote(release)} && {by_line} mkdir -p --)"
+        ),
+        _or_remove(
+            layout,
+            number,
+            f"cd {quote(base_dir)} && {others} | {by_line} cp -al --parents -t {quote(release)} --",
+            space=True,
+        ),
         argv("rm", "-f", "--", str(PurePosixPath(release, EXCLUDE_LIST))),
     ]
     if not delta:  # the same artifact: the base's manifest is this release's manifest too
-        steps.append(argv("cp", "--", str(PurePosixPath(base_dir, MANIFEST_NAME)), str(PurePosixPath(release, MANIFEST_NAME))))
+        steps.append(
+            argv(
+                "cp",
+                "--",
+                str(PurePosixPath(base_dir, MANIFEST_NAME)),
+                str(PurePosixPath(release, MANIFEST_NAME)),
+            )
+        )
     return script(*steps)
 
 
@@ -148,7 +166,12 @@ def download_release(layout: Layout, number: int, url: str, sha256: str, gzip: b
         *_new_release(layout, number),
         _or_remove(layout, number, fetch),
         _or_remove(layout, number, verify),
-        _or_remove(layout, number, f"tar {flags} {target} -C {quote(release)} --no-same-owner --no-overwrite-dir", space=True),
+        _or_remove(
+            layout,
+            number,
+            f"tar {flags} {target} -C {quote(release)} --no-same-owner --no-overwrite-dir",
+            space=True,
+        ),
         argv("rm", "-f", "--", str(PurePosixPath(release, ".deployer-download"))),
     )
 
@@ -257,7 +280,9 @@ def append_log(layout: Layout, lines: Iterable[str]) -> str:
     return script(*steps)
 
 
-def run_hook(directory: str, command: str, env: dict[str, str], sudo: bool = False, sudo_user: str | None = None) -> str:
+def run_hook(
+    directory: str, command: str, env: dict[str, str], sudo: bool = False, sudo_user: str | None = None
+) -> str:
     """Run a user's hook command in ``directory`` with the deploy's environment.
 
     With ``sudo`` the environment is passed through ``env`` (sudo would reset it) and
@@ -265,13 +290,21 @@ def run_hook(directory: str, command: str, env: dict[str, str], sudo: bool = Fal
     if sudo:
         who = ["-u", sudo_user] if sudo_user else []
         pairs = [f"{name}={value}" for name, value in env.items()]
-        return script(argv("cd", directory), argv("exec", "sudo", "-n", *who, "env", *pairs, "sh", "-c", command))
+        return script(
+            argv("cd", directory), argv("exec", "sudo", "-n", *who, "env", *pairs, "sh", "-c", command)
+        )
     return script(argv("cd", directory), env_prefix(env), argv("exec", "sh", "-c", command))
 
 
-def healthcheck(directory: str, command: str | None, url: str | None, retries: int, interval: float, timeout: float) -> str:
+def healthcheck(
+    directory: str, command: str | None, url: str | None, retries: int, interval: float, timeout: float
+) -> str:
     """Retry a health probe on the host until it passes or the attempts run out."""
-    probe = command if command is not None else argv("curl", "-fsS", "-o", "/dev/null", "--max-time", f"{timeout:g}", url)
+    probe = (
+        command
+        if command is not None
+        else argv("curl", "-fsS", "-o", "/dev/null", "--max-time", f"{timeout:g}", url)
+    )
     return script(
         argv("cd", directory),
         "i=0",
@@ -282,5 +315,3 @@ def healthcheck(directory: str, command: str | None, url: str | None, retries: i
         f"  sleep {interval:g}",
         "done",
     )
-
-

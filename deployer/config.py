@@ -205,7 +205,11 @@ def _load_layers(root: Path, stage: str) -> tuple[dict, dict[str, set[str]]]:
         try:
             SCHEMA.check(data, "")
         except ShapeError as exc:
-            hint = ' (quote it: mode: "0600"; unquoted, YAML reads 0600 as a number)' if exc.path.endswith(".mode") else ""
+            hint = (
+                ' (quote it: mode: "0600"; unquoted, YAML reads 0600 as a number)'
+                if exc.path.endswith(".mode")
+                else ""
+            )
             raise ConfigError(f"{_rel(path, root)}: {exc}{hint}") from None
         merged = deep_merge(merged, data)
     try:
@@ -297,9 +301,13 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
     where = f"config/{stage}.yml"
     if _mentions_instance(raw):
         if not instance:
-            raise ConfigError(f"--instance: stage {stage} is a template (it uses {{instance}}); give --instance=NAME")
+            raise ConfigError(
+                f"--instance: stage {stage} is a template (it uses {{instance}}); give --instance=NAME"
+            )
         if not INSTANCE_NAME.match(instance):
-            raise ConfigError(f"--instance: {instance!r} is not a valid instance name (letters, digits, '-', '_', '.'; at most 63)")
+            raise ConfigError(
+                f"--instance: {instance!r} is not a valid instance name (letters, digits, '-', '_', '.'; at most 63)"
+            )
         raw = _fill_instance(raw, instance)
     elif instance:
         raise ConfigError(f"--instance: stage {stage} is not a template stage (no {{instance}} in {where})")
@@ -334,7 +342,10 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         if not src.is_file():
             raise fail(f"templates[{index}].src", f"templates/{item['src']} does not exist")
         if not inside_relative(item["dest"]):
-            raise fail(f"templates[{index}].dest", f"must be a relative path inside the release, got {item['dest']!r}")
+            raise fail(
+                f"templates[{index}].dest",
+                f"must be a relative path inside the release, got {item['dest']!r}",
+            )
         mode = item.get("mode")
         if mode is not None:
             if not re.fullmatch(r"0?[0-7]{3,4}", mode):
@@ -348,11 +359,13 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
             raise fail("artifact.url", f"must be an http:// or https:// URL, got {url!r}")
         unknown = set(re.findall(r"{([^}]*)}", url)) - {"sha256", "application", "stage"}
         if unknown:
-            raise fail("artifact.url", f"unknown placeholder {{{sorted(unknown)[0]}}} (known: {{sha256}}, {{application}}, {{stage}})")
+            raise fail(
+                "artifact.url",
+                f"unknown placeholder {{{sorted(unknown)[0]}}} (known: {{sha256}}, {{application}}, {{stage}})",
+            )
 
     hosts = tuple(
-        Host(h["host"], h.get("port"), h.get("user"), tuple(h.get("roles", ())))
-        for h in _get(raw, "hosts")
+        Host(h["host"], h.get("port"), h.get("user"), tuple(h.get("roles", ()))) for h in _get(raw, "hosts")
     )
     if transport == "local":
         hosts = hosts[:1] or (Host("localhost"),)
@@ -366,8 +379,14 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
     hooks_raw = _get(raw, "hooks") or {}
     hooks = {
         phase: tuple(
-            Hook(h["command"], h.get("once", False), tuple(h.get("roles", ())), h.get("local", False),
-                 h.get("sudo", False), h.get("sudo_user"))
+            Hook(
+                h["command"],
+                h.get("once", False),
+                tuple(h.get("roles", ())),
+                h.get("local", False),
+                h.get("sudo", False),
+                h.get("sudo_user"),
+            )
             for h in hooks_raw.get(phase, [])
         )
         for phase in HOOK_PHASES
@@ -388,7 +407,10 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
     for phase, hooks_of_phase in hooks.items():
         for index, hook in enumerate(hooks_of_phase):
             if hook.local and (hook.once or hook.roles or hook.sudo):
-                raise fail(f"hooks.{phase}[{index}]", "a local hook runs once on this machine: once, roles and sudo do not apply")
+                raise fail(
+                    f"hooks.{phase}[{index}]",
+                    "a local hook runs once on this machine: once, roles and sudo do not apply",
+                )
             if hook.sudo_user and not hook.sudo:
                 raise fail(f"hooks.{phase}[{index}].sudo_user", "needs sudo: true")
 
@@ -397,8 +419,13 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         hc = raw["healthcheck"]
         if ("command" in hc) == ("url" in hc):
             raise fail("healthcheck", "set exactly one of command or url")
-        healthcheck = Healthcheck(hc.get("command"), hc.get("url"), hc.get("retries", 5),
-                                  float(hc.get("interval", 2)), float(hc.get("timeout", 5)))
+        healthcheck = Healthcheck(
+            hc.get("command"),
+            hc.get("url"),
+            hc.get("retries", 5),
+            float(hc.get("interval", 2)),
+            float(hc.get("timeout", 5)),
+        )
     ro = raw.get("rollout") or {}
     rollout = Rollout(ro.get("canary", 0), ro.get("batch_size", "100%"), float(ro.get("wait", 0)))
 
@@ -434,4 +461,4 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
     )
 
 
-__all__ = ["Config", "Host", "Hook", "Template", "SshOptions", "load", "list_stages", "deep_merge", "Map"]
+__all__ = ["Config", "Hook", "Host", "Map", "SshOptions", "Template", "deep_merge", "list_stages", "load"]

@@ -13,9 +13,10 @@ import json
 import secrets as token_source
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from . import commands, git, plan, releaselog, templates
 from .config import Config
@@ -60,10 +61,22 @@ class Summary:
     def to_dict(self) -> dict:
         """The documented ``--json`` shape of deploy, rollback and promote."""
         return {
-            "ok": True, "command": self.command, "stage": self.stage, "release": self.release,
-            "dry_run": self.dry_run, "seconds": round(self.seconds, 3),
-            "hosts": [{"host": r.host, "release": r.release, "previous": r.previous, "status": r.status,
-                       "seconds": round(r.seconds, 3)} for r in self.rows],
+            "ok": True,
+            "command": self.command,
+            "stage": self.stage,
+            "release": self.release,
+            "dry_run": self.dry_run,
+            "seconds": round(self.seconds, 3),
+            "hosts": [
+                {
+                    "host": r.host,
+                    "release": r.release,
+                    "previous": r.previous,
+                    "status": r.status,
+                    "seconds": round(r.seconds, 3),
+                }
+                for r in self.rows
+            ],
         }
 
 
@@ -71,7 +84,11 @@ class EventLog:
     """Builds events for one operation (one id) and appends them on hosts."""
 
     def __init__(
-        self, fleet: Fleet, event: str, sha256: str | None = None, revision: str | None = None,
+        self,
+        fleet: Fleet,
+        event: str,
+        sha256: str | None = None,
+        revision: str | None = None,
         extra: dict | None = None,
     ) -> None:
         self.fleet = fleet
@@ -83,13 +100,22 @@ class EventLog:
 
     def make(self, release: int | None, status: str | None, **fields) -> releaselog.Event:
         return releaselog.Event(
-            id=self.id, event=fields.pop("event", self.event), at=now_iso(), by=whoami(),
-            stage=self.fleet.config.stage, release=release, status=status,
-            sha256=fields.pop("sha256", self.sha256), revision=fields.pop("revision", self.revision),
-            extra={**self.extra, **fields.pop("extra", {})}, **fields,
+            id=self.id,
+            event=fields.pop("event", self.event),
+            at=now_iso(),
+            by=whoami(),
+            stage=self.fleet.config.stage,
+            release=release,
+            status=status,
+            sha256=fields.pop("sha256", self.sha256),
+            revision=fields.pop("revision", self.revision),
+            extra={**self.extra, **fields.pop("extra", {})},
+            **fields,
         )
 
-    def append(self, *events: releaselog.Event, names: Sequence[str] | None = None, strict: bool = True) -> None:
+    def append(
+        self, *events: releaselog.Event, names: Sequence[str] | None = None, strict: bool = True
+    ) -> None:
         """Write events on hosts. ``strict=False`` is for paths that are already failing."""
         script = commands.append_log(self.fleet.layout, [e.to_json() for e in events])
         outcomes = self.fleet.each(lambda s: checked(s, script, "write release log"), names)
@@ -104,12 +130,16 @@ def switch_all(fleet: Fleet, targets: dict[str, int], step: str) -> list[str]:
     Returns the hosts switched."""
     token_for = {name: f"{token_source.token_hex(6)}" for name in targets}
     outcomes = fleet.each(
-        lambda s: checked(s, commands.switch(fleet.layout, targets[s.host.name], token_for[s.host.name]), step),
+        lambda s: checked(
+            s, commands.switch(fleet.layout, targets[s.host.name], token_for[s.host.name]), step
+        ),
         list(targets),
     )
     for outcome in outcomes:
         if outcome.ok:
-            fleet.reporter.step(outcome.name, step, f"current -> releases/{targets[outcome.name]}", outcome.seconds)
+            fleet.reporter.step(
+                outcome.name, step, f"current -> releases/{targets[outcome.name]}", outcome.seconds
+            )
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise SwitchFailed([o.name for o in outcomes if o.ok], failed)
@@ -127,22 +157,31 @@ def restore(fleet: Fleet, previous: dict[str, str], names: Sequence[str], from_r
     """Put ``current`` back exactly where it pointed on each host (a release, or a link
     someone made by hand), or remove it after a first deploy. Returns the hosts where that
     was impossible."""
+
     def step(session: Session):
         before = previous.get(session.host.name) or ""
         if not before:
             return checked(session, commands.unswitch(fleet.layout, from_release), "switch back")
-        return checked(session, commands.point_current(fleet.layout, before, token_source.token_hex(6)), "switch back")
+        return checked(
+            session, commands.point_current(fleet.layout, before, token_source.token_hex(6)), "switch back"
+        )
 
     outcomes = fleet.each(step, names)
     for outcome in outcomes:
         before = previous.get(outcome.name)
         label = f"current -> {before}" if before else "current removed"
-        fleet.reporter.step(outcome.name, "switch back", label if outcome.ok else f"FAILED: {outcome.reason()}", outcome.seconds)
+        fleet.reporter.step(
+            outcome.name,
+            "switch back",
+            label if outcome.ok else f"FAILED: {outcome.reason()}",
+            outcome.seconds,
+        )
     return [o.name for o in outcomes if not o.ok]
 
 
 def who_runs_what(names: Sequence[str], stuck: Sequence[str], new: int, previous: dict[str, str]) -> str:
     """After a failed switch-back: exactly which host now runs which release."""
+
     def running(name: str) -> str:
         target = current_target(new) if name in stuck else previous.get(name)
         return target or "no release"
@@ -154,8 +193,14 @@ class DeployRun:
     """One deploy of one artifact to a connected, locked fleet."""
 
     def __init__(
-        self, fleet: Fleet, art: artifacts.Artifact, secrets: templates.Secrets, command: str = "deploy",
-        detail: str | None = None, revision: git.Revision | None = None, local_revision: bool = True,
+        self,
+        fleet: Fleet,
+        art: artifacts.Artifact,
+        secrets: templates.Secrets,
+        command: str = "deploy",
+        detail: str | None = None,
+        revision: git.Revision | None = None,
+        local_revision: bool = True,
     ) -> None:
         self.detail = detail
         self.fleet = fleet
@@ -166,10 +211,14 @@ class DeployRun:
         self.reporter = fleet.reporter
         if revision is None and local_revision:  # a promote carries the source's revision instead
             revision = git.describe(self.config.root)
-        extra = {"author": revision.author, "subject": revision.subject} if revision and revision.subject else {}
+        extra = (
+            {"author": revision.author, "subject": revision.subject} if revision and revision.subject else {}
+        )
         if len(fleet.names) < len(self.config.all_hosts or self.config.hosts):
             extra["hosts"] = fleet.names  # a deploy to a subset says so in the log
-        self.log = EventLog(fleet, command, sha256=art.sha256, revision=revision.label if revision else None, extra=extra)
+        self.log = EventLog(
+            fleet, command, sha256=art.sha256, revision=revision.label if revision else None, extra=extra
+        )
         self.switched: list[str] = []
         self.staged = False
 
@@ -183,7 +232,14 @@ class DeployRun:
             f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} sha256 {self.art.sha256[:12]}"
         )
         try:
-            run_hooks(self.fleet, "before_deploy", self.command, None, self.previous, directory=self.fleet.layout.deploy_to)
+            run_hooks(
+                self.fleet,
+                "before_deploy",
+                self.command,
+                None,
+                self.previous,
+                directory=self.fleet.layout.deploy_to,
+            )
             self.upload(facts)
             run_hooks(self.fleet, "after_upload", self.command, self.number, self.previous)
             run_hooks(self.fleet, "before_switch", self.command, self.number, self.previous)
@@ -193,12 +249,22 @@ class DeployRun:
             error = self.undo(exc)
             self.on_failure()
             raise error from None
-        self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._previous_value(), detail=self.detail))
+        self.log.append(
+            self.log.make(self.number, releaselog.ACTIVE, previous=self._previous_value(), detail=self.detail)
+        )
         cleanup_after(self.fleet)
-        rows = [HostReport(n, self.number, self.previous[n], "active", self.fleet.elapsed.get(n, 0.0))
-                for n in self.fleet.names]
-        return Summary(self.command, self.config.stage, self.number, rows, time.monotonic() - start,
-                       revision=self.log.revision)
+        rows = [
+            HostReport(n, self.number, self.previous[n], "active", self.fleet.elapsed.get(n, 0.0))
+            for n in self.fleet.names
+        ]
+        return Summary(
+            self.command,
+            self.config.stage,
+            self.number,
+            rows,
+            time.monotonic() - start,
+            revision=self.log.revision,
+        )
 
     def _previous_value(self) -> int | None:
         values = {v for v in self.previous.values() if v is not None}
@@ -209,12 +275,24 @@ class DeployRun:
 
         layout, number = self.fleet.layout, self.number
         metadata = json.dumps(
-            {"release": number, "sha256": self.art.sha256, "deployed_at": now_iso(), "deployed_by": whoami(),
-             "revision": self.log.revision, "stage": self.config.stage, "application": self.config.application},
+            {
+                "release": number,
+                "sha256": self.art.sha256,
+                "deployed_at": now_iso(),
+                "deployed_by": whoami(),
+                "revision": self.log.revision,
+                "stage": self.config.stage,
+                "application": self.config.application,
+            },
             sort_keys=True,
         )
         uploader = Uploader(
-            self.art, layout, self.config.delta, releaselog.artifact_shas(plan.merged_log(facts)), self.artifact_url(), self.reporter
+            self.art,
+            layout,
+            self.config.delta,
+            releaselog.artifact_shas(plan.merged_log(facts)),
+            self.artifact_url(),
+            self.reporter,
         )
 
         def step(session: Session) -> Upload:
@@ -248,7 +326,11 @@ class DeployRun:
         url = self.config.artifact_url
         if not url:
             return None
-        values = {"sha256": self.art.sha256, "application": self.config.application, "stage": self.config.stage}
+        values = {
+            "sha256": self.art.sha256,
+            "application": self.config.application,
+            "stage": self.config.stage,
+        }
         for key, value in values.items():
             url = url.replace("{" + key + "}", value)
         return url
@@ -263,7 +345,7 @@ class DeployRun:
                 label = "canary" if index == 0 and rollout.canary else f"batch {index + 1}/{len(groups)}"
                 self.reporter.line(f"{label}: {', '.join(group)}")
             try:
-                switch_all(self.fleet, {n: self.number for n in group}, "switch")
+                switch_all(self.fleet, dict.fromkeys(group, self.number), "switch")
                 self.switched += group
             except SwitchFailed as exc:
                 self.switched += exc.switched
@@ -283,19 +365,34 @@ class DeployRun:
         hc = self.config.healthcheck
         if hc is None:
             return
-        script = commands.healthcheck(self.fleet.layout.release(self.number), hc.command, hc.url, hc.retries, hc.interval, hc.timeout)
+        script = commands.healthcheck(
+            self.fleet.layout.release(self.number), hc.command, hc.url, hc.retries, hc.interval, hc.timeout
+        )
         outcomes = self.fleet.each(lambda s: s.run(script), names)
         for outcome in outcomes:
             healthy = outcome.ok and outcome.value.ok
-            self.reporter.step(outcome.name, "healthcheck", "healthy" if healthy else "UNHEALTHY", outcome.seconds)
-        raise_on_failure(outcomes, DeployFailed, lambda o: (
-            f"host {o.name}: health check failed for release {self.number}: {o.value.output_tail()}"))
+            self.reporter.step(
+                outcome.name, "healthcheck", "healthy" if healthy else "UNHEALTHY", outcome.seconds
+            )
+        raise_on_failure(
+            outcomes,
+            DeployFailed,
+            lambda o: (
+                f"host {o.name}: health check failed for release {self.number}: {o.value.output_tail()}"
+            ),
+        )
 
     def on_failure(self) -> None:
         """``on_failure`` hooks always run after a failed deploy; their own failure only warns."""
         try:
-            run_hooks(self.fleet, "on_failure", self.command, self.number, self.previous,
-                      directory=self.fleet.layout.deploy_to)
+            run_hooks(
+                self.fleet,
+                "on_failure",
+                self.command,
+                self.number,
+                self.previous,
+                directory=self.fleet.layout.deploy_to,
+            )
         except DeployerError as exc:
             self.reporter.line(f"warning: {self.secrets.mask(exc.message)}")
 
@@ -314,11 +411,20 @@ class DeployRun:
         if self.switched:
             stuck = restore(self.fleet, self.previous_raw, self.switched, self.number)
             with contextlib.suppress(DeployerError):
-                run_hooks(self.fleet, "after_rollback", self.command, self._previous_value() or self.number, self.previous,
-                          [n for n in self.switched if n not in stuck and self.previous.get(n) is not None])
-            notes.append("every host was switched back" if not stuck else
-                         f"could NOT switch back: {', '.join(stuck)}; "
-                         + who_runs_what(self.fleet.names, stuck, self.number, self.previous_raw))
+                run_hooks(
+                    self.fleet,
+                    "after_rollback",
+                    self.command,
+                    self._previous_value() or self.number,
+                    self.previous,
+                    [n for n in self.switched if n not in stuck and self.previous.get(n) is not None],
+                )
+            notes.append(
+                "every host was switched back"
+                if not stuck
+                else f"could NOT switch back: {', '.join(stuck)}; "
+                + who_runs_what(self.fleet.names, stuck, self.number, self.previous_raw)
+            )
         if self.staged:
             if not self.switched:
                 script = commands.remove_releases(self.fleet.layout, [self.number])
@@ -326,7 +432,9 @@ class DeployRun:
                 notes.append(f"release {self.number} removed, current unchanged")
             with contextlib.suppress(DeployerError):
                 self.log.append(
-                    self.log.make(self.number, releaselog.FAILED, detail=self.secrets.mask(error.message)[:500]),
+                    self.log.make(
+                        self.number, releaselog.FAILED, detail=self.secrets.mask(error.message)[:500]
+                    ),
                     strict=False,
                 )
         message = self.secrets.mask(error.message)
@@ -345,12 +453,16 @@ def cleanup_after(fleet: Fleet, facts: dict[str, HostFacts] | None = None) -> di
     current = plan.current_release(facts)
     protected = set(plan.rollback_candidates(events, current)[:1])
     victims = {
-        name: plan.cleanup_victims(f, fleet.config.keep_releases, protected, statuses) for name, f in facts.items()
+        name: plan.cleanup_victims(f, fleet.config.keep_releases, protected, statuses)
+        for name, f in facts.items()
     }
+
     def step(session: Session):
         name = session.host.name
-        script = commands.remove_releases(fleet.layout, victims[name]) + " && " + commands.remove_tmp_links(
-            fleet.layout, facts[name].tmp_links
+        script = (
+            commands.remove_releases(fleet.layout, victims[name])
+            + " && "
+            + commands.remove_tmp_links(fleet.layout, facts[name].tmp_links)
         )
         return checked(session, script, "cleanup")
 
@@ -358,7 +470,12 @@ def cleanup_after(fleet: Fleet, facts: dict[str, HostFacts] | None = None) -> di
     outcomes = fleet.each(step, todo)
     for outcome in outcomes:
         removed = ", ".join(map(str, victims[outcome.name])) or "none"
-        fleet.reporter.step(outcome.name, "cleanup", f"removed releases: {removed}" if outcome.ok else f"FAILED: {outcome.reason()}", outcome.seconds)
+        fleet.reporter.step(
+            outcome.name,
+            "cleanup",
+            f"removed releases: {removed}" if outcome.ok else f"FAILED: {outcome.reason()}",
+            outcome.seconds,
+        )
     removed_any = sorted({n for v in victims.values() for n in v})
     if removed_any:
         log = EventLog(fleet, "cleanup")
@@ -367,16 +484,32 @@ def cleanup_after(fleet: Fleet, facts: dict[str, HostFacts] | None = None) -> di
 
 
 def deploy(
-    config: Config, reporter: Reporter, opener: SessionOpener = open_session, force_unlock: bool = False,
-    dry_run: bool = False, ref: str | None = None,
+    config: Config,
+    reporter: Reporter,
+    opener: SessionOpener = open_session,
+    force_unlock: bool = False,
+    dry_run: bool = False,
+    ref: str | None = None,
 ) -> Summary:
     """Deploy the configured artifact to every host of the stage (built from ``ref`` if given)."""
-    return notified(config, reporter, "deploy", "success",
-                    lambda: _deploy(config, reporter, opener, force_unlock, dry_run, ref), dry_run)
+    return notified(
+        config,
+        reporter,
+        "deploy",
+        "success",
+        lambda: _deploy(config, reporter, opener, force_unlock, dry_run, ref),
+        dry_run,
+    )
 
 
-def _deploy(config: Config, reporter: Reporter, opener: SessionOpener, force_unlock: bool, dry_run: bool,
-            ref: str | None) -> Summary:
+def _deploy(
+    config: Config,
+    reporter: Reporter,
+    opener: SessionOpener,
+    force_unlock: bool,
+    dry_run: bool,
+    ref: str | None,
+) -> Summary:
     secrets = reporter.secrets
 
     from . import (
@@ -410,16 +543,31 @@ def _deploy(config: Config, reporter: Reporter, opener: SessionOpener, force_unl
 
 
 def rollback(
-    config: Config, reporter: Reporter, to: int | None = None, opener: SessionOpener = open_session,
+    config: Config,
+    reporter: Reporter,
+    to: int | None = None,
+    opener: SessionOpener = open_session,
     dry_run: bool = False,
 ) -> Summary:
     """Switch every host back to the previous good release (or ``to``), no upload."""
-    return notified(config, reporter, "rollback", "rollback", lambda: _rollback(config, reporter, to, opener, dry_run), dry_run)
+    return notified(
+        config,
+        reporter,
+        "rollback",
+        "rollback",
+        lambda: _rollback(config, reporter, to, opener, dry_run),
+        dry_run,
+    )
 
 
-def _rollback(config: Config, reporter: Reporter, to: int | None, opener: SessionOpener, dry_run: bool) -> Summary:
+def _rollback(
+    config: Config, reporter: Reporter, to: int | None, opener: SessionOpener, dry_run: bool
+) -> Summary:
     start = time.monotonic()
-    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("rollback") as facts:
+    with (
+        Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet,
+        fleet.locked("rollback") as facts,
+    ):
         target = plan.choose_rollback(facts, to)
         previous = {name: f.current for name, f in facts.items()}
         previous_raw = {name: f.current_raw for name, f in facts.items()}
@@ -430,16 +578,26 @@ def _rollback(config: Config, reporter: Reporter, to: int | None, opener: Sessio
         except SwitchFailed as exc:
             stuck = restore(fleet, previous_raw, exc.switched, target)
             first = exc.failed[0]
-            note = "every host was switched back" if not stuck else (
-                f"could NOT switch back: {', '.join(stuck)}; " + who_runs_what(fleet.names, stuck, target, previous_raw))
-            raise DeployFailed(f"host {first.name}: rollback switch failed: {first.reason()} ({note})") from None
+            note = (
+                "every host was switched back"
+                if not stuck
+                else (
+                    f"could NOT switch back: {', '.join(stuck)}; "
+                    + who_runs_what(fleet.names, stuck, target, previous_raw)
+                )
+            )
+            raise DeployFailed(
+                f"host {first.name}: rollback switch failed: {first.reason()} ({note})"
+            ) from None
         except KeyboardInterrupt:
             fleet.cancel.clear()
             restore(fleet, previous_raw, list(todo), target)
             raise Interrupted("interrupted; hosts switched back to where they were") from None
         log = EventLog(fleet, "rollback")
         sha = releaselog.artifact_shas(plan.merged_log(facts))
-        events = [log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))]
+        events = [
+            log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))
+        ]
         # Only releases newer than the target were rolled back *from*; rolling forward
         # (--to a newer release) does not make the one we leave bad.
         for old in sorted({p for p in previous.values() if p is not None and p > target}):

@@ -13,8 +13,9 @@ import secrets as token_source
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 from . import commands
 from .config import Config, Host
@@ -42,7 +43,9 @@ def describe_lock(info: dict, now: float | None = None) -> str:
     if isinstance(since, (int, float)):
         seconds = int((now or time.time()) - since)
         age = f" for {seconds // 60}m{seconds % 60:02d}s"
-    extra = ", ".join(str(x) for x in (f"pid {info['pid']}" if "pid" in info else None, info.get("command")) if x)
+    extra = ", ".join(
+        str(x) for x in (f"pid {info['pid']}" if "pid" in info else None, info.get("command")) if x
+    )
     return f"{info.get('holder', 'unknown')}{f' ({extra})' if extra else ''}{age}"
 
 
@@ -65,10 +68,15 @@ class Fleet:
     @classmethod
     @contextlib.contextmanager
     def connect(
-        cls, config: Config, reporter: Reporter, hosts: Sequence[Host] | None = None,
-        opener: SessionOpener = open_session, allow_missing: bool = False, dry_run: bool = False,
+        cls,
+        config: Config,
+        reporter: Reporter,
+        hosts: Sequence[Host] | None = None,
+        opener: SessionOpener = open_session,
+        allow_missing: bool = False,
+        dry_run: bool = False,
         alongside: Callable[[], object] | None = None,
-    ) -> Iterator["Fleet"]:
+    ) -> Iterator[Fleet]:
         """Connect to every host in parallel; if any fails (and ``allow_missing`` is off),
         close the rest and raise one error naming every unreachable host.
 
@@ -79,7 +87,9 @@ class Fleet:
         cancel = threading.Event()
         prepared = None
         if alongside is None:
-            outcomes = each(((h.name, h) for h in hosts), lambda h: opener(config, h), config.parallel, cancel)
+            outcomes = each(
+                ((h.name, h) for h in hosts), lambda h: opener(config, h), config.parallel, cancel
+            )
         else:
             with ThreadPoolExecutor(max_workers=1) as background:
                 pending = background.submit(
@@ -172,8 +182,14 @@ class Fleet:
             self.break_locks()
         token = token_source.token_hex(8)
         info = json.dumps(
-            {"holder": whoami(), "pid": os.getpid(), "since": int(time.time()), "command": command,
-             "stage": self.config.stage, "token": token},
+            {
+                "holder": whoami(),
+                "pid": os.getpid(),
+                "since": int(time.time()),
+                "command": command,
+                "stage": self.config.stage,
+                "token": token,
+            },
             sort_keys=True,
         )
         script = commands.acquire_lock(self.layout, info) + "\nset +e\n" + probe_command(self.layout)
@@ -205,9 +221,13 @@ class Fleet:
             first = problems[0]
             if not first.ok:
                 raise_first([first], DeployFailed)
-            raise DeployFailed(f"host {first.name}: cannot take the lock in {self.layout.state}: {first.value.output_tail()}")
+            raise DeployFailed(
+                f"host {first.name}: cannot take the lock in {self.layout.state}: {first.value.output_tail()}"
+            )
         by_name = {o.name: o for o in outcomes}
-        facts = self.probe() if self.dry_run else {n: parse_probe(by_name[n].value.stdout) for n in self.names}
+        facts = (
+            self.probe() if self.dry_run else {n: parse_probe(by_name[n].value.stdout) for n in self.names}
+        )
         try:
             yield facts
         finally:
@@ -231,7 +251,9 @@ class Fleet:
         self.each(lambda s: s.run(commands.release_lock(self.layout, ours[s.host.name])), list(ours))
         for name, token in ours.items():
             left.forget(token)
-            self.reporter.step(name, "lock", "released a lock an earlier run had to leave when this host dropped out")
+            self.reporter.step(
+                name, "lock", "released a lock an earlier run had to leave when this host dropped out"
+            )
         retried = {o.name: o for o in self.each(lambda s: s.run(script), list(ours))}
         return [retried.get(o.name, o) for o in outcomes]
 
@@ -245,7 +267,9 @@ class Fleet:
             text = outcome.value.stdout.strip()
             if text:
                 held[outcome.name] = parse_lock_info(text)
-                self.reporter.step(outcome.name, "unlock", f"removed lock held by {describe_lock(held[outcome.name])}")
+                self.reporter.step(
+                    outcome.name, "unlock", f"removed lock held by {describe_lock(held[outcome.name])}"
+                )
             else:
                 self.reporter.step(outcome.name, "unlock", "no lock")
         return held
@@ -260,8 +284,10 @@ class Fleet:
             left = LeftLocks()
             for name in failed:
                 left.remember(self.layout.deploy_to, name, token)
-            self.reporter.line(f"warning: could not release the deploy lock on {', '.join(failed)} (unreachable); "
-                               "the next deploy from this machine releases it")
+            self.reporter.line(
+                f"warning: could not release the deploy lock on {', '.join(failed)} (unreachable); "
+                "the next deploy from this machine releases it"
+            )
 
 
 class LeftLocks:
@@ -298,7 +324,9 @@ class LeftLocks:
             self._save(data)
 
 
-def checked(session: Session, script: str, what: str, stdin: bytes | None = None, read_only: bool = False) -> Result:
+def checked(
+    session: Session, script: str, what: str, stdin: bytes | None = None, read_only: bool = False
+) -> Result:
     """Run a script; a non-zero exit becomes DeployFailed naming host, step and output."""
     result = session.run(script, stdin, read_only=read_only)
     if not result.ok:
@@ -321,7 +349,11 @@ def raise_on_failure(
 def raise_first(failed: Sequence[Outcome], default: type[DeployerError]) -> None:
     """Raise the first failure, mentioning how many other hosts failed too."""
     first = failed[0]
-    others = f" (and {len(failed) - 1} more host(s): {', '.join(o.name for o in failed[1:])})" if len(failed) > 1 else ""
+    others = (
+        f" (and {len(failed) - 1} more host(s): {', '.join(o.name for o in failed[1:])})"
+        if len(failed) > 1
+        else ""
+    )
     if isinstance(first.error, DeployerError):
         error = type(first.error)(first.error.message + others)
     else:

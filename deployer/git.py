@@ -28,7 +28,9 @@ class Revision:
 def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise ArtifactError(f"git {' '.join(args[:2])}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}")
+        raise ArtifactError(
+            f"git {' '.join(args[:2])}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}"
+        )
     return proc
 
 
@@ -71,7 +73,9 @@ def export(root: Path, sha: str) -> Path:
     unpack = subprocess.run(["tar", "-xf", "-", "-C", str(folder)], stdin=archive.stdout, capture_output=True)
     archive.stdout.close()
     if archive.wait() != 0 or unpack.returncode != 0:
-        raise ArtifactError(f"--ref: git archive of {sha[:12]} failed: {unpack.stderr.decode(errors='replace').strip()}")
+        raise ArtifactError(
+            f"--ref: git archive of {sha[:12]} failed: {unpack.stderr.decode(errors='replace').strip()}"
+        )
     return folder
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import commands, plan
 from .config import Config, Hook
@@ -37,8 +37,12 @@ def hook_env(config: Config, command: str, release: int | None, previous: int | 
 def run_local(config: Config, phase: str, hook: Hook, env: dict[str, str], reporter) -> None:
     """Run a ``local: true`` hook on this machine; a failure raises HookFailed with its output."""
     proc = subprocess.run(
-        ["/bin/sh", "-c", hook.command], cwd=config.root, capture_output=True, text=True,
-        env={**os.environ, **env}, timeout=config.ssh.command_timeout,
+        ["/bin/sh", "-c", hook.command],
+        cwd=config.root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=config.ssh.command_timeout,
     )
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-5:]) or "no output"
@@ -83,5 +87,10 @@ def run_hooks(
         for outcome in outcomes:
             if outcome.ok and outcome.value.ok:
                 fleet.reporter.step(outcome.name, phase, f"ok: {hook.command}", outcome.seconds)
-        raise_on_failure(outcomes, HookFailed, lambda o, hook=hook: (
-            f"host {o.name}: {phase} hook `{hook.command}` exited {o.value.exit_code}: {o.value.output_tail()}"))
+        raise_on_failure(
+            outcomes,
+            HookFailed,
+            lambda o, hook=hook: (
+                f"host {o.name}: {phase} hook `{hook.command}` exited {o.value.exit_code}: {o.value.output_tail()}"
+            ),
+        )

@@ -71,8 +71,8 @@ def parse_current_target(target: str) -> int | None:
     """The release number ``current`` points to, or None for anything we did not write."""
     target = target.strip().rstrip("/")
     prefix = "releases/"
-    if target.startswith(prefix) and target[len(prefix):].isdigit():
-        return int(target[len(prefix):])
+    if target.startswith(prefix) and target[len(prefix) :].isdigit():
+        return int(target[len(prefix) :])
     parts = PurePosixPath(target).parts
     if len(parts) >= 2 and parts[-2] == "releases" and parts[-1].isdigit():
         return int(parts[-1])

@@ -27,16 +27,20 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
         rows = []
         for number in sorted(fact.releases, reverse=True):
             event = info.get(number)
-            rows.append({
-                "release": number,
-                "current": number == fact.current,
-                "status": _shown_status(status.get(number, "unknown"), number == fact.current, fact.releases[number]),
-                "deployed_at": event.at if event else None,
-                "deployed_by": event.by if event else None,
-                "sha256": event.sha256 if event else None,
-                "revision": event.revision if event else None,
-                "subject": event.extra.get("subject") if event else None,
-            })
+            rows.append(
+                {
+                    "release": number,
+                    "current": number == fact.current,
+                    "status": _shown_status(
+                        status.get(number, "unknown"), number == fact.current, fact.releases[number]
+                    ),
+                    "deployed_at": event.at if event else None,
+                    "deployed_by": event.by if event else None,
+                    "sha256": event.sha256 if event else None,
+                    "revision": event.revision if event else None,
+                    "subject": event.extra.get("subject") if event else None,
+                }
+            )
         hosts[name] = {
             "current": fact.current,
             "current_target": fact.current_raw or None,
@@ -44,7 +48,12 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
             "lock": fact.lock,
         }
     currents = {f.current for f in facts.values()}
-    return {"stage": config.stage, "deploy_to": config.deploy_to, "hosts": hosts, "diverged": len(currents) > 1}
+    return {
+        "stage": config.stage,
+        "deploy_to": config.deploy_to,
+        "hosts": hosts,
+        "diverged": len(currents) > 1,
+    }
 
 
 def _shown_status(logged: str, current: bool, state: str) -> str:
@@ -67,9 +76,19 @@ def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_se
         else:
             reporter.table(
                 ["", "release", "status", "deployed (UTC)", "by", "sha256", "revision", "subject"],
-                [["*" if r["current"] else "", r["release"], r["status"], (r["deployed_at"] or "")[:19].replace("T", " "),
-                  r["deployed_by"] or "", (r["sha256"] or "")[:12], (r["revision"] or "")[:12],
-                  (r["subject"] or "")[:50]] for r in host["releases"]],
+                [
+                    [
+                        "*" if r["current"] else "",
+                        r["release"],
+                        r["status"],
+                        (r["deployed_at"] or "")[:19].replace("T", " "),
+                        r["deployed_by"] or "",
+                        (r["sha256"] or "")[:12],
+                        (r["revision"] or "")[:12],
+                        (r["subject"] or "")[:50],
+                    ]
+                    for r in host["releases"]
+                ],
             )
         if host["current"] is None and host["current_target"]:
             reporter.line(f"  current points to {host['current_target']!r}, which is not a release")
@@ -82,15 +101,30 @@ def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_se
     return data
 
 
-def history(config: Config, reporter: Reporter, limit: int = 50, opener: SessionOpener = open_session) -> dict:
+def history(
+    config: Config, reporter: Reporter, limit: int = 50, opener: SessionOpener = open_session
+) -> dict:
     """Every event of the stage (deploy, rollback, promote, cleanup, failure), newest last."""
     with Fleet.connect(config, reporter, opener=opener) as fleet:
         events = plan.merged_log(fleet.probe())
     shown = events[-limit:] if limit else events
-    rows = [[e.at[:19].replace("T", " "), e.event, "" if e.release is None else e.release, e.status or "",
-             e.by, (e.sha256 or "")[:12], e.revision or "", (e.detail or "")[:60]] for e in shown]
+    rows = [
+        [
+            e.at[:19].replace("T", " "),
+            e.event,
+            "" if e.release is None else e.release,
+            e.status or "",
+            e.by,
+            (e.sha256 or "")[:12],
+            e.revision or "",
+            (e.detail or "")[:60],
+        ]
+        for e in shown
+    ]
     if rows:
-        reporter.table(["when (UTC)", "event", "release", "status", "by", "sha256", "revision", "detail"], rows)
+        reporter.table(
+            ["when (UTC)", "event", "release", "status", "by", "sha256", "revision", "detail"], rows
+        )
     else:
         reporter.line("no events yet")
     data = {"stage": config.stage, "events": [json.loads(e.to_json()) for e in shown]}
@@ -102,7 +136,10 @@ def cleanup(
     config: Config, reporter: Reporter, opener: SessionOpener = open_session, dry_run: bool = False
 ) -> dict[str, list[int]]:
     """Remove releases beyond keep_releases, failed ones first; never current or the rollback target."""
-    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("cleanup") as facts:
+    with (
+        Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet,
+        fleet.locked("cleanup") as facts,
+    ):
         victims = cleanup_after(fleet, facts)
     reporter.document({"command": "cleanup", "stage": config.stage, "ok": True, "removed": victims})
     if not any(victims.values()):
@@ -161,9 +198,20 @@ def check(config: Config, reporter: Reporter, opener: SessionOpener = open_sessi
                 continue
             head, _, rest = outcome.value.stdout.partition("--- end check ---\n")
             judge(report, head, parse_probe(rest), config)
-    reporter.document({"stage": config.stage, "hosts": {
-        name: {"ok": not r.problems, "unreachable": name in unreachable, "problems": r.problems, "notes": r.notes}
-        for name, r in reports.items()}})
+    reporter.document(
+        {
+            "stage": config.stage,
+            "hosts": {
+                name: {
+                    "ok": not r.problems,
+                    "unreachable": name in unreachable,
+                    "problems": r.problems,
+                    "notes": r.notes,
+                }
+                for name, r in reports.items()
+            },
+        }
+    )
     for report in reports.values():
         if report.problems:
             reporter.line(f"{report.name}: {len(report.problems)} problem(s)")
@@ -190,22 +238,30 @@ def judge(report: HostCheck, head: str, facts: HostFacts, config: Config) -> Non
         elif tag == "missing_tool":
             report.problems.append(f"missing tool on host: {rest}")
         elif tag == "missing_shared":
-            report.problems.append(f"shared file missing: {config.deploy_to}/shared/{rest} (create it before deploying)")
+            report.problems.append(
+                f"shared file missing: {config.deploy_to}/shared/{rest} (create it before deploying)"
+            )
     if facts.current_raw and facts.current is None:
         report.problems.append(f"current points to {facts.current_raw!r}, which is not a release directory")
     elif facts.current is not None and not facts.current_ok:
         report.problems.append(f"current points to releases/{facts.current}, which does not exist")
     if facts.foreign:
-        report.notes.append(f"releases/ holds entries this tool did not create (left alone): {', '.join(facts.foreign)}")
+        report.notes.append(
+            f"releases/ holds entries this tool did not create (left alone): {', '.join(facts.foreign)}"
+        )
     if facts.lock:
         report.problems.append(f"deploy lock held by {describe_lock(facts.lock)}")
     partial = [n for n, s in facts.releases.items() if s != "complete"]
     if partial:
         report.notes.append(f"incomplete releases (cleanup removes them): {', '.join(map(str, partial))}")
-    report.notes.append(f"current release {facts.current}" if facts.current is not None else "no current release")
+    report.notes.append(
+        f"current release {facts.current}" if facts.current is not None else "no current release"
+    )
 
 
-def pending(config: Config, reporter: Reporter, ref: str = "HEAD", opener: SessionOpener = open_session) -> dict:
+def pending(
+    config: Config, reporter: Reporter, ref: str = "HEAD", opener: SessionOpener = open_session
+) -> dict:
     """The commits between what is live on the stage and ``ref`` (like Heroku's pipelines:diff)."""
     from . import git
     from .errors import ConfigError
@@ -229,11 +285,17 @@ def pending(config: Config, reporter: Reporter, ref: str = "HEAD", opener: Sessi
             f"pending: release {current} was deployed from {deployed}, which this repository does not know (git fetch?)"
         ) from None
     commits = git.commits_between(config.root, base, target)
-    reporter.line(f"{config.stage} runs release {current} ({base[:12]}); {len(commits)} commit(s) up to {ref}:")
+    reporter.line(
+        f"{config.stage} runs release {current} ({base[:12]}); {len(commits)} commit(s) up to {ref}:"
+    )
     for commit in commits:
         reporter.line(f"  {commit.sha[:12]}  {commit.author:<20}  {commit.subject}")
     data = {
-        "stage": config.stage, "current_release": current, "deployed_revision": base, "ref": ref, "ref_revision": target,
+        "stage": config.stage,
+        "current_release": current,
+        "deployed_revision": base,
+        "ref": ref,
+        "ref_revision": target,
         "commits": [{"sha": c.sha, "author": c.author, "subject": c.subject} for c in commits],
     }
     reporter.document(data)

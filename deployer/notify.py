@@ -25,7 +25,9 @@ class Notifier:
     def __post_init__(self) -> None:
         self.started = time.monotonic()
 
-    def send(self, event: str, release: int | None = None, revision: str | None = None, message: str = "") -> None:
+    def send(
+        self, event: str, release: int | None = None, revision: str | None = None, message: str = ""
+    ) -> None:
         for hook in self.config.notify:
             if event in hook.events:
                 self._post(hook.url, self.payload(hook.format, event, release, revision, message))
@@ -33,14 +35,26 @@ class Notifier:
     def payload(self, fmt: str, event: str, release, revision, message: str) -> dict:
         duration = round(time.monotonic() - self.started, 2)
         data = {
-            "event": event, "command": self.command, "application": self.config.application,
-            "stage": self.config.stage, "release": release, "revision": revision, "by": whoami(),
-            "duration": duration, "hosts": [h.name for h in self.config.hosts], "message": message,
+            "event": event,
+            "command": self.command,
+            "application": self.config.application,
+            "stage": self.config.stage,
+            "release": release,
+            "revision": revision,
+            "by": whoami(),
+            "duration": duration,
+            "hosts": [h.name for h in self.config.hosts],
+            "message": message,
         }
         if fmt != "slack":
             return data
-        icon = {"start": ":rocket:", "success": ":white_check_mark:", "failure": ":x:",
-                "rollback": ":rewind:", "promote": ":arrow_up:"}[event]
+        icon = {
+            "start": ":rocket:",
+            "success": ":white_check_mark:",
+            "failure": ":x:",
+            "rollback": ":rewind:",
+            "promote": ":arrow_up:",
+        }[event]
         what = f"release {release}" if release is not None else "a release"
         text = f"{icon} {self.config.application} {self.command} {event} on {self.config.stage}: {what}"
         text += f" by {data['by']} ({duration}s)" + (f" {message}" if message else "")
@@ -52,14 +66,18 @@ class Notifier:
         from urllib.parse import urlsplit
 
         body = json.dumps(payload).encode()
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 response.read()
         except (urllib.error.URLError, OSError, ValueError) as exc:
             where = urlsplit(url)
             reason = getattr(exc, "reason", None) or exc
-            self.reporter.line(f"warning: notify {where.scheme}://{where.hostname}: {reason} (the deploy is not affected)")
+            self.reporter.line(
+                f"warning: notify {where.scheme}://{where.hostname}: {reason} (the deploy is not affected)"
+            )
 
 
 def notified(config: Config, reporter: Any, command: str, success_event: str, run, dry_run: bool = False):

@@ -12,7 +12,8 @@ import json
 import os
 import sys
 import threading
-from typing import Any, Callable, Sequence, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
 from .templates import Secrets
 
@@ -104,8 +105,13 @@ class Reporter:
 
                 console = Console(file=self.stream, no_color=bool(os.environ.get("NO_COLOR")))
                 self._progress = Progress(
-                    TextColumn("  {task.description:<22}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True,
+                    TextColumn("  {task.description:<22}"),
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    TimeRemainingColumn(),
+                    console=console,
+                    transient=True,
                 )
                 self._progress.start()
             task = self._progress.add_task(host, total=total)

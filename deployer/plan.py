@@ -5,7 +5,7 @@ Nothing here does I/O, so every rule is unit-tested on plain values.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from . import releaselog
 from .config import Hook, Host
@@ -76,7 +76,9 @@ def choose_rollback(facts: Mapping[str, HostFacts], to: int | None) -> int:
         target = on_some[0]
     missing = sorted(name for name, f in facts.items() if target not in f.complete)
     if missing:
-        raise DeployFailed(f"rollback: release {target} is not on host(s) {', '.join(missing)}; nothing was changed")
+        raise DeployFailed(
+            f"rollback: release {target} is not on host(s) {', '.join(missing)}; nothing was changed"
+        )
     return target
 
 
@@ -96,8 +98,7 @@ def cleanup_victims(
     if fact.current is not None:
         keep_set.add(fact.current)
     broken = {
-        n for n, state in fact.releases.items()
-        if state == PARTIAL or statuses.get(n) == releaselog.FAILED
+        n for n, state in fact.releases.items() if state == PARTIAL or statuses.get(n) == releaselog.FAILED
     }
     good = sorted((n for n in fact.releases if n not in broken), reverse=True)
     survivors = set(good[:keep])
@@ -125,6 +126,6 @@ def batch_size(size: int | str, total: int) -> int:
 def batches(names: list[str], canary: int, size: int | str) -> list[list[str]]:
     """The order hosts are switched in: the canary hosts alone, then batches of ``size``."""
     first = names[: min(canary, len(names))]
-    rest = names[len(first):]
+    rest = names[len(first) :]
     step = batch_size(size, len(names))
-    return ([first] if first else []) + [rest[i:i + step] for i in range(0, len(rest), step)]
+    return ([first] if first else []) + [rest[i : i + step] for i in range(0, len(rest), step)]

@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from .schema import SCHEMA, List, Map, Node
 
@@ -55,7 +56,7 @@ def _bare(type_name: str) -> str:
     error messages ("expected an integer") need."""
     for article in ("a ", "an "):
         if type_name.startswith(article):
-            return type_name[len(article):]
+            return type_name[len(article) :]
     return type_name
 
 
@@ -132,8 +133,12 @@ def render(schema: Map = SCHEMA) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the reference, or with ``--check FILE`` exit 1 if FILE is not what it should be."""
-    parser = argparse.ArgumentParser(prog="python3 -m deployer.reference", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", metavar="FILE", help="compare FILE with the generated reference instead of printing it")
+    parser = argparse.ArgumentParser(
+        prog="python3 -m deployer.reference", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--check", metavar="FILE", help="compare FILE with the generated reference instead of printing it"
+    )
     args = parser.parse_args(argv)
     text = render()
     if args.check is None:
@@ -146,7 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.check}: cannot read ({exc.strerror}); create it with: {fix}", file=sys.stderr)
         return 1
     if committed != text:
-        print(f"{args.check} is stale (it does not match deployer/schema.py); regenerate it with: {fix}", file=sys.stderr)
+        print(
+            f"{args.check} is stale (it does not match deployer/schema.py); regenerate it with: {fix}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

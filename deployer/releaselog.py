@@ -8,8 +8,9 @@ log never stops ``releases`` or ``rollback`` from working.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 STAGED, ACTIVE, FAILED, ROLLED_BACK = "staged", "active", "failed", "rolled-back"
 BAD_STATUSES = frozenset({FAILED, ROLLED_BACK})
@@ -38,7 +39,19 @@ class Event:
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-_FIELDS = {"id", "event", "at", "by", "stage", "release", "status", "previous", "sha256", "revision", "detail"}
+_FIELDS = {
+    "id",
+    "event",
+    "at",
+    "by",
+    "stage",
+    "release",
+    "status",
+    "previous",
+    "sha256",
+    "revision",
+    "detail",
+}
 
 
 def parse_line(line: str) -> Event | None:

@@ -19,7 +19,7 @@ from deployer.cli import make_collection
 ns = make_collection(Path(__file__).parent)
 '''
 
-DEPLOY = '''# Defaults for every stage; config/<stage>.yml is deep-merged over this file (the stage wins).
+DEPLOY = """# Defaults for every stage; config/<stage>.yml is deep-merged over this file (the stage wins).
 # The full reference: docs/configuration.md of the deployer project.
 application: {name}
 default_stage: staging          # used when a task is run without --stage
@@ -42,9 +42,9 @@ ssh:
   host_key_policy: strict       # an unknown or changed host key is refused
 vars:
   greeting: Hello
-'''
+"""
 
-STAGE = '''# The {stage} stage: `invoke deploy --stage={stage}`. Check it first: `invoke check --stage={stage}`.
+STAGE = """# The {stage} stage: `invoke deploy --stage={stage}`. Check it first: `invoke check --stage={stage}`.
 deploy_to: /srv/{name}
 hosts:
   - host: {stage}.example.com   # a name from ~/.ssh/config works too
@@ -52,12 +52,12 @@ hosts:
     roles: [web, db]            # `once: true` hooks run on the first db host
 vars:
   greeting: Hello from {stage}
-'''
+"""
 
-TEMPLATE = '''# Rendered by deployer for {{{{ host.name }}}} ({{{{ stage }}}}), release {{{{ release }}}}
+TEMPLATE = """# Rendered by deployer for {{{{ host.name }}}} ({{{{ stage }}}}), release {{{{ release }}}}
 APP_NAME={{{{ application }}}}
 GREETING={{{{ vars.greeting }}}}
-'''
+"""
 
 
 def files_for(root: Path) -> dict[Path, str]:

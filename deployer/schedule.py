@@ -31,7 +31,9 @@ class Schedule:
 
 
 def unit_name(config: Config) -> str:
-    raw = f"deployer-cleanup-{config.application}-{config.stage}" + (f"-{config.instance}" if config.instance else "")
+    raw = f"deployer-cleanup-{config.application}-{config.stage}" + (
+        f"-{config.instance}" if config.instance else ""
+    )
     return re.sub(r"[^A-Za-z0-9_.-]", "-", raw)
 
 
@@ -44,17 +46,24 @@ def render(config: Config, schedule: Schedule) -> dict[str, str]:
     """The four files, rendered (pure apart from reading the templates)."""
     import jinja2
 
-    loader = jinja2.ChoiceLoader([
-        jinja2.FileSystemLoader(str(config.templates_dir / "deployer")),
-        jinja2.FileSystemLoader(str(DEFAULTS)),
-    ])
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(str(config.templates_dir / "deployer")),
+            jinja2.FileSystemLoader(str(DEFAULTS)),
+        ]
+    )
     env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["shell_quote"] = quote
     layout = Layout(config.deploy_to)
     context = {
-        "application": config.application, "stage": config.stage, "deploy_to": config.deploy_to,
-        "keep_releases": config.keep_releases, "calendar": schedule.calendar, "cron": schedule.cron,
-        "script": quote(f"{layout.state}/cleanup.sh"), "log": quote(f"{layout.state}/cleanup.log"),
+        "application": config.application,
+        "stage": config.stage,
+        "deploy_to": config.deploy_to,
+        "keep_releases": config.keep_releases,
+        "calendar": schedule.calendar,
+        "cron": schedule.cron,
+        "script": quote(f"{layout.state}/cleanup.sh"),
+        "log": quote(f"{layout.state}/cleanup.log"),
         "marker": marker(config),
     }
     return {name: env.get_template(f"{name}.j2").render(context) for name in FILES}
@@ -102,14 +111,19 @@ def remove_command(config: Config) -> str:
 DETECT = "if command -v systemctl >/dev/null && systemctl --user show-environment >/dev/null 2>&1; then echo systemd; else echo cron; fi"
 
 
-def schedule_cleanup(config: Config, reporter: Reporter, schedule: Schedule, opener: SessionOpener = open_session) -> dict[str, str]:
+def schedule_cleanup(
+    config: Config, reporter: Reporter, schedule: Schedule, opener: SessionOpener = open_session
+) -> dict[str, str]:
     """Install the scheduled cleanup on every host; returns how it runs on each."""
     from .templates import to_tar
 
     files = render(config, schedule)
-    payload = to_tar({name: (text.encode(), 0o755 if name == "cleanup.sh" else 0o644) for name, text in files.items()})
+    payload = to_tar(
+        {name: (text.encode(), 0o755 if name == "cleanup.sh" else 0o644) for name, text in files.items()}
+    )
     chosen: dict[str, str] = {}
     with Fleet.connect(config, reporter, opener=opener) as fleet:
+
         def step(session):
             via = schedule.via
             if via == "auto":
@@ -122,7 +136,9 @@ def schedule_cleanup(config: Config, reporter: Reporter, schedule: Schedule, ope
                 raise DeployFailed(outcome.reason())
             chosen[outcome.name] = outcome.value
             when = schedule.calendar if outcome.value == "systemd" else schedule.cron
-            reporter.step(outcome.name, "schedule", f"{outcome.value}: cleanup {when}, keeping {config.keep_releases}")
+            reporter.step(
+                outcome.name, "schedule", f"{outcome.value}: cleanup {when}, keeping {config.keep_releases}"
+            )
     return chosen
 
 

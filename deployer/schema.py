@@ -198,8 +198,13 @@ class Map(Node):
 HOOK = Map(
     doc="A command run at one point of a deploy, rollback or promote.",
     fields={
-        "command": Str(doc="Shell command, run by /bin/sh (in the release directory on hosts, the project root locally)."),
-        "once": Bool(doc="Run on one host only: the first with role `db` (among `roles`, if set), else the first host.", default=False),
+        "command": Str(
+            doc="Shell command, run by /bin/sh (in the release directory on hosts, the project root locally)."
+        ),
+        "once": Bool(
+            doc="Run on one host only: the first with role `db` (among `roles`, if set), else the first host.",
+            default=False,
+        ),
         "roles": List(item=Str(), doc="Run only on hosts with one of these roles (default: all)."),
         "local": Bool(doc="Run once on the deploying machine instead of on the hosts.", default=False),
         "sudo": Bool(doc="Run through `sudo -n` on the hosts (needs passwordless sudo).", default=False),
@@ -208,7 +213,14 @@ HOOK = Map(
     required=("command",),
 )
 
-HOOK_PHASES = ("before_deploy", "after_upload", "before_switch", "after_switch", "after_rollback", "on_failure")
+HOOK_PHASES = (
+    "before_deploy",
+    "after_upload",
+    "before_switch",
+    "after_switch",
+    "after_rollback",
+    "on_failure",
+)
 HOOK_DOCS = {
     "before_deploy": "After the lock, before any upload (in deploy_to); a failure stops the deploy.",
     "after_upload": "Every host has the new release; nothing is switched yet. A failure stops the deploy.",
@@ -222,19 +234,32 @@ SCHEMA = Map(
     doc="config/deploy.yml, deep-merged with config/<stage>.yml (the stage file wins).",
     fields={
         "application": Str(doc="Application name, shown in logs and given to templates."),
-        "deploy_to": Str(doc="Absolute directory on each host (relative to the project for `transport: local`)."),
+        "deploy_to": Str(
+            doc="Absolute directory on each host (relative to the project for `transport: local`)."
+        ),
         "default_stage": Str(doc="Stage used when a task is run without --stage."),
         "keep_releases": Int(minimum=1, doc="How many releases to keep for rollback.", default=5),
-        "transport": Enum(choices=("ssh", "local"), doc="`ssh`, or `local` to deploy into a folder on this machine.", default="ssh"),
+        "transport": Enum(
+            choices=("ssh", "local"),
+            doc="`ssh`, or `local` to deploy into a folder on this machine.",
+            default="ssh",
+        ),
         "parallel": Int(minimum=1, doc="At most this many hosts are worked on at once.", default=10),
         "artifact": Map(
             doc="What is deployed.",
             fields={
                 "build": Str(doc="Run locally, from the project root, before any host is touched."),
                 "path": Str(doc="A directory, or a .tar / .tar.gz / .tgz file, relative to the project."),
-                "max_unpacked_size": Int(minimum=1, doc="Refuse archives that expand past this many bytes.", default=4 * 1024**3),
-                "url": Str(doc="Pull mode: each host downloads the artifact from this URL ({sha256}, {application}, {stage} are filled in) and verifies its sha256."),
-                "delta": Bool(doc="Send only changed files; unchanged ones are hard-linked from the host's previous release.", default=True),
+                "max_unpacked_size": Int(
+                    minimum=1, doc="Refuse archives that expand past this many bytes.", default=4 * 1024**3
+                ),
+                "url": Str(
+                    doc="Pull mode: each host downloads the artifact from this URL ({sha256}, {application}, {stage} are filled in) and verifies its sha256."
+                ),
+                "delta": Bool(
+                    doc="Send only changed files; unchanged ones are hard-linked from the host's previous release.",
+                    default=True,
+                ),
             },
             required=("path",),
         ),
@@ -242,7 +267,9 @@ SCHEMA = Map(
             doc="Paths under shared/ linked into every release; they outlive releases.",
             fields={
                 "dirs": List(item=Str(), doc="Directories, created if missing.", default=[]),
-                "files": List(item=Str(), doc="Files that must already exist in shared/; never overwritten.", default=[]),
+                "files": List(
+                    item=Str(), doc="Files that must already exist in shared/; never overwritten.", default=[]
+                ),
             },
         ),
         "templates": List(
@@ -278,17 +305,27 @@ SCHEMA = Map(
             doc="How hosts are reached.",
             fields={
                 "identity_file": Str(doc="Private key file."),
-                "known_hosts": Str(doc="Known-hosts file used to verify host keys.", default="~/.ssh/known_hosts"),
-                "host_key_policy": Enum(choices=("strict", "accept-new"), doc="Unknown keys: refuse, or record. A changed key is always refused.", default="strict"),
+                "known_hosts": Str(
+                    doc="Known-hosts file used to verify host keys.", default="~/.ssh/known_hosts"
+                ),
+                "host_key_policy": Enum(
+                    choices=("strict", "accept-new"),
+                    doc="Unknown keys: refuse, or record. A changed key is always refused.",
+                    default="strict",
+                ),
                 "connect_timeout": Number(doc="Seconds to wait for a host to answer.", default=10),
-                "command_timeout": Number(doc="Seconds a remote command may stay silent before it is abandoned.", default=300),
+                "command_timeout": Number(
+                    doc="Seconds a remote command may stay silent before it is abandoned.", default=300
+                ),
             },
         ),
         "healthcheck": Map(
             doc="Checked on each host after its switch (and after_switch hooks); a failure rolls every switched host back.",
             fields={
                 "command": Str(doc="A command run on the host, in the new release; exit 0 means healthy."),
-                "url": Str(doc="An HTTP URL fetched from the host itself with curl (e.g. http://127.0.0.1:8000/up)."),
+                "url": Str(
+                    doc="An HTTP URL fetched from the host itself with curl (e.g. http://127.0.0.1:8000/up)."
+                ),
                 "retries": Int(minimum=1, doc="Attempts before the host is declared unhealthy.", default=5),
                 "interval": Number(zero_ok=True, doc="Seconds between attempts.", default=2),
                 "timeout": Number(doc="Seconds one attempt may take.", default=5),
@@ -298,14 +335,20 @@ SCHEMA = Map(
             doc="Switch hosts in batches, each health-checked before the next.",
             fields={
                 "canary": Int(minimum=0, doc="Hosts switched (and checked) first, alone.", default=0),
-                "batch_size": CountOrShare(doc="Hosts per batch after the canary: a count or a share such as `25%`.", default="100%"),
+                "batch_size": CountOrShare(
+                    doc="Hosts per batch after the canary: a count or a share such as `25%`.", default="100%"
+                ),
                 "wait": Number(zero_ok=True, doc="Seconds to wait between batches.", default=0),
             },
         ),
         "schedule": Map(
             doc="`invoke cleanup --schedule`: a server-side cleanup run by a systemd timer or cron.",
             fields={
-                "via": Enum(choices=("auto", "systemd", "cron"), doc="auto: a systemd user timer where systemd runs, else cron.", default="auto"),
+                "via": Enum(
+                    choices=("auto", "systemd", "cron"),
+                    doc="auto: a systemd user timer where systemd runs, else cron.",
+                    default="auto",
+                ),
                 "calendar": Str(doc="systemd OnCalendar expression.", default="daily"),
                 "cron": Str(doc="cron schedule (five fields).", default="17 3 * * *"),
             },
@@ -315,9 +358,16 @@ SCHEMA = Map(
             item=Map(
                 fields={
                     "url": Str(doc="Where to POST the JSON (Slack and Mattermost incoming webhooks work)."),
-                    "format": Enum(choices=("generic", "slack"), doc="`slack` sends {text}; `generic` the full event.", default="generic"),
-                    "events": List(item=Enum(choices=("start", "success", "failure", "rollback", "promote")),
-                                   doc="Which events to send (default: all).", default=["start", "success", "failure", "rollback", "promote"]),
+                    "format": Enum(
+                        choices=("generic", "slack"),
+                        doc="`slack` sends {text}; `generic` the full event.",
+                        default="generic",
+                    ),
+                    "events": List(
+                        item=Enum(choices=("start", "success", "failure", "rollback", "promote")),
+                        doc="Which events to send (default: all).",
+                        default=["start", "success", "failure", "rollback", "promote"],
+                    ),
                 },
                 required=("url",),
             ),

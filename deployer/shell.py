@@ -7,7 +7,7 @@ so builders never hand-quote. Scripts are joined from already-quoted pieces.
 from __future__ import annotations
 
 import shlex
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def quote(value: object) -> str:

@@ -61,7 +61,9 @@ def host_context(host: Host) -> dict[str, Any]:
     return data
 
 
-def render_host(config: Config, host: Host, release: int, secrets: Secrets) -> dict[str, tuple[bytes, int | None]]:
+def render_host(
+    config: Config, host: Host, release: int, secrets: Secrets
+) -> dict[str, tuple[bytes, int | None]]:
     """Every template rendered for one host: ``{dest: (content, mode)}``."""
     import jinja2
 
@@ -92,7 +94,9 @@ def render_host(config: Config, host: Host, release: int, secrets: Secrets) -> d
         try:
             text = env.get_template(template.src).render(context)
         except jinja2.UndefinedError as exc:
-            raise ConfigError(f"{where}:{_line_of(exc, template.src)}: {exc.message} (host {host.name})") from None
+            raise ConfigError(
+                f"{where}:{_line_of(exc, template.src)}: {exc.message} (host {host.name})"
+            ) from None
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"{where}:{_line_of(exc, template.src)}: syntax error: {exc.message}") from None
         except ConfigError as exc:

@@ -14,9 +14,10 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from .config import Config, Host
 from .errors import CommandTimeout, HostUnreachable, Interrupted
@@ -98,8 +99,12 @@ class LocalSession:
                 ["/bin/sh", "-c", script], input=stdin or b"", capture_output=True, timeout=self.timeout
             )
         except subprocess.TimeoutExpired:
-            raise CommandTimeout(f"host {self.host.name}: {describe(script)} ran past {self.timeout:g}s (ssh.command_timeout)") from None
-        return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+            raise CommandTimeout(
+                f"host {self.host.name}: {describe(script)} ran past {self.timeout:g}s (ssh.command_timeout)"
+            ) from None
+        return Result(
+            proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+        )
 
     def stream(self, script: str, chunks: Iterable[bytes], progress: Progress | None = None) -> Result:
         self.trace(script)
@@ -124,7 +129,9 @@ class LocalSession:
     def fetch(self, script: str, sink: BinaryIO) -> Result:
         """Run a read-only script whose (binary) stdout goes to ``sink``."""
         self.trace(script)
-        proc = subprocess.run(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.PIPE)
+        proc = subprocess.run(
+            ["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.PIPE
+        )
         return Result(proc.returncode, "", proc.stderr.decode(errors="replace"))
 
     def close(self) -> None:
@@ -142,7 +149,7 @@ class SshSession:
         self.trace = _no_trace
 
     @property
-    def transport(self) -> "paramiko.Transport":
+    def transport(self) -> paramiko.Transport:
         return self.connection.transport
 
     def _lost(self, during: str) -> HostUnreachable:
@@ -156,7 +163,9 @@ class SshSession:
             channel.exec_command(argv("sh", "-c", script))
             channel.script = script
         except Exception as exc:  # paramiko raises several kinds here; all mean the same
-            raise HostUnreachable(f"host {self.host.name}: connection lost ({exc or type(exc).__name__})") from None
+            raise HostUnreachable(
+                f"host {self.host.name}: connection lost ({exc or type(exc).__name__})"
+            ) from None
         return channel
 
     def _collect(self, channel, sink: BinaryIO | None = None) -> Result:
@@ -205,8 +214,12 @@ class SshSession:
         and is undone), or a host that stopped answering (HostUnreachable: not asked again)."""
         what = describe(getattr(channel, "script", ""))
         if self.alive():
-            return CommandTimeout(f"host {self.host.name}: {what} gave no output for {self.timeout:g}s (ssh.command_timeout)")
-        return HostUnreachable(f"host {self.host.name}: stopped answering ({what} silent for {self.timeout:g}s, ssh.command_timeout)")
+            return CommandTimeout(
+                f"host {self.host.name}: {what} gave no output for {self.timeout:g}s (ssh.command_timeout)"
+            )
+        return HostUnreachable(
+            f"host {self.host.name}: stopped answering ({what} silent for {self.timeout:g}s, ssh.command_timeout)"
+        )
 
     def alive(self, timeout: float = 5.0) -> bool:
         """Does the host still run a trivial command within ``timeout`` seconds?"""
@@ -233,7 +246,7 @@ class SshSession:
                 if progress:
                     progress(len(chunk))
             channel.shutdown_write()
-        except socket.timeout:
+        except TimeoutError:
             channel.close()
             raise self._timed_out(channel) from None
         except (OSError, EOFError):
@@ -355,13 +368,17 @@ def connect(config: Config, host: Host) -> SshSession:
         ) from None
     except paramiko.AuthenticationException as exc:
         raise HostUnreachable(f"host {name}: authentication failed for user {conn.user!r} ({exc})") from None
-    except (socket.timeout, TimeoutError):
-        raise HostUnreachable(f"host {name}: no answer within {opts.connect_timeout:g}s (ssh.connect_timeout)") from None
+    except TimeoutError:
+        raise HostUnreachable(
+            f"host {name}: no answer within {opts.connect_timeout:g}s (ssh.connect_timeout)"
+        ) from None
     except (OSError, paramiko.SSHException, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         silent = time.monotonic() - started >= opts.connect_timeout * 0.9
         if silent or "No existing session" in reason or "banner" in reason:
-            raise HostUnreachable(f"host {name}: no SSH answer within {opts.connect_timeout:g}s (ssh.connect_timeout)") from None
+            raise HostUnreachable(
+                f"host {name}: no SSH answer within {opts.connect_timeout:g}s (ssh.connect_timeout)"
+            ) from None
         raise HostUnreachable(f"host {name}: cannot connect ({reason})") from None
     sock = conn.transport.sock
     if isinstance(sock, socket.socket):

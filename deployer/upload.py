@@ -63,7 +63,12 @@ class Uploader:
     """Uploads one artifact to many hosts; deltas are built once per distinct base."""
 
     def __init__(
-        self, art: Artifact, layout: Layout, delta_enabled: bool, shas: dict[int, str], url: str | None = None,
+        self,
+        art: Artifact,
+        layout: Layout,
+        delta_enabled: bool,
+        shas: dict[int, str],
+        url: str | None = None,
         reporter=None,
     ) -> None:
         self.art = art
@@ -85,14 +90,22 @@ class Uploader:
             if result.exit_code != commands.EXIT_NO_MANIFEST:
                 self._fail(session, number, result)
         if self.url:
-            self._run(session, commands.download_release(self.layout, number, self.url, self.art.sha256, self.art.gzip), number)
+            self._run(
+                session,
+                commands.download_release(self.layout, number, self.url, self.art.sha256, self.art.gzip),
+                number,
+            )
             return Upload(PULL, None, 0)
-        why = "" if base is None else "delta uploads are off (artifact.delta)"  # a first deploy needs no reason
+        why = (
+            "" if base is None else "delta uploads are off (artifact.delta)"
+        )  # a first deploy needs no reason
         if base is not None and self.delta_possible:
             delta, why = self._delta_for(session, base)
             if delta is not None:
                 size = delta.stat().st_size
-                self._run(session, commands.clone_release(self.layout, base, number, delta=True), number, delta)
+                self._run(
+                    session, commands.clone_release(self.layout, base, number, delta=True), number, delta
+                )
                 return Upload(DELTA, base, size)
         elif base is not None and self.delta_enabled:
             why = "the artifact holds hard links"
@@ -100,14 +113,20 @@ class Uploader:
         return Upload(FULL, None, self.art.size, why)
 
     def _run(self, session: Session, script: str, number: int, payload: Path | None = None) -> None:
-        progress = self.reporter.upload_progress(session.host.name, payload.stat().st_size) if payload and self.reporter else None
+        progress = (
+            self.reporter.upload_progress(session.host.name, payload.stat().st_size)
+            if payload and self.reporter
+            else None
+        )
         result = session.stream(script, file_chunks(payload) if payload else [], progress)
         if not result.ok:
             self._fail(session, number, result)
 
     @staticmethod
     def _fail(session: Session, number: int, result) -> None:
-        raise DeployFailed(f"host {session.host.name}: upload of release {number} failed: {result.output_tail()}")
+        raise DeployFailed(
+            f"host {session.host.name}: upload of release {number} failed: {result.output_tail()}"
+        )
 
     def _delta_for(self, session: Session, base: int) -> tuple[Path | None, str]:
         """The delta against the host's base release, or (None, why a full upload is used)."""
