@@ -1,20 +1,25 @@
 """Invoke tasks: flags in, one call into the package, errors out as one line and an exit code.
 
 ``tasks.py`` in a project calls :func:`make_collection` with its own folder, so
-``config/`` and ``templates/`` are found next to it wherever the project lives.
-Heavy modules (Fabric, Paramiko, Jinja2) are imported only by the task that needs them.
+``config/`` and ``templates/`` are found next to it wherever the project lives. Every
+task is declared once, in :data:`TASKS`: its flags (shared ones from :data:`FLAGS`), the
+checks its flags need before any config is read, and the one call it makes. Heavy
+modules (Fabric, Paramiko, Jinja2) are imported only by the task that needs them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json as jsonlib
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Exit, Task
 
 from .errors import ConfigError, DeployerError
 
@@ -22,19 +27,211 @@ EXIT_CODES = (
     "Exit codes: 0 ok; 1 failed (nothing switched, or switched back); 2 config, usage or "
     "artifact error; 3 lock held; 4 host unreachable; 130 interrupted."
 )
-HELP = {
-    "stage": "Stage: config/<stage>.yml (default: $DEPLOYER_STAGE, else default_stage in config/deploy.yml).",
-    "hosts": "Only these hosts (comma-separated names as in the config, e.g. web1 or 10.0.0.5:2222).",
-    "roles": "Only hosts with one of these roles (comma-separated).",
-    "json": "Print one JSON document (documented shape) instead of text.",
-    "verbose": "Print every remote command as it runs (secrets masked).",
-    "quiet": "Print only errors and the final line.",
-    "dry-run": "Connect and read the hosts, then print every command that would run; change nothing.",
-    "instance": "For a template stage (one using {instance}, e.g. review apps): which instance.",
+
+
+@dataclass(frozen=True)
+class Flag:
+    default: Any
+    help: str
+
+
+FLAGS = {
+    "stage": Flag(None, "Stage: config/<stage>.yml (default: $DEPLOYER_STAGE, else default_stage in config/deploy.yml)."),
+    "instance": Flag(None, "For a template stage (one using {instance}, e.g. review apps): which instance."),
+    "hosts": Flag(None, "Only these hosts (comma-separated names as in the config, e.g. web1 or 10.0.0.5:2222)."),
+    "roles": Flag(None, "Only hosts with one of these roles (comma-separated)."),
+    "json": Flag(False, "Print one JSON document (documented shape) instead of text."),
+    "verbose": Flag(False, "Print every remote command as it runs (secrets masked)."),
+    "quiet": Flag(False, "Print only errors and the final line."),
+    "dry_run": Flag(False, "Connect and read the hosts, then print every command that would run; change nothing."),
 }
+TARGET = ("stage", "instance", "hosts", "roles")  # which hosts a task works on
+OUTPUT = ("json", "verbose", "quiet")
 
 
-@dataclasses.dataclass
+@dataclass(frozen=True)
+class Call:
+    """One run of a task: the project root and the flags as given."""
+
+    root: Path
+    args: dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.args.get(name)
+
+    def number(self, name: str) -> int | None:
+        """A flag that takes a release number (or a count)."""
+        value = self.args.get(name)
+        if value is None:
+            return None
+        if not str(value).isdigit():
+            raise Exit(f"error: --{name}: expected a release number, got {value!r}", 2)
+        return int(value)
+
+
+Action = Callable[[Call, Any, Any], object]  # (call, config, reporter)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    doc: str
+    flags: tuple[str, ...]
+    action: Action
+    own: dict[str, Flag] = field(default_factory=dict)
+    check: Callable[[Call], None] = lambda call: None  # usage errors, before any config is read
+    stage_flag: str = "stage"
+
+
+# -- what each task does ---------------------------------------------------------------
+
+
+def _deploy(call: Call, config, reporter) -> None:
+    from .recipes.deploy import deploy
+
+    summary = deploy(config, reporter, force_unlock=call["force_unlock"], dry_run=call["dry_run"], ref=call["ref"])
+    _summary(reporter, summary)
+
+
+def _rollback(call: Call, config, reporter) -> None:
+    from .recipes.rollback import rollback
+
+    _summary(reporter, rollback(config, reporter, call.number("to"), dry_run=call["dry_run"]))
+
+
+def _check_promote(call: Call) -> None:
+    if not call["from_"] or not call["to"]:
+        raise Exit("error: promote: give both --from=<stage> and --to=<stage>", 2)
+    call.number("release")
+
+
+def _promote(call: Call, target, reporter) -> None:
+    from . import config as cfg
+    from .recipes.promote import promote
+
+    source = cfg.load(call.root, call["from_"])
+    _summary(reporter, promote(source, target, reporter, call.number("release"), dry_run=call["dry_run"]))
+
+
+def _releases(call: Call, config, reporter) -> None:
+    from .recipes.status import releases
+
+    releases(config, reporter)
+
+
+def _history(call: Call, config, reporter) -> None:
+    from .recipes.status import history
+
+    limit = call.number("limit")
+    history(config, reporter, 50 if limit is None else limit)
+
+
+def _pending(call: Call, config, reporter) -> None:
+    from .recipes.status import pending
+
+    pending(config, reporter, call["ref"])
+
+
+def _check_cleanup(call: Call) -> None:
+    if call["schedule"] and call["unschedule"]:
+        raise Exit("error: cleanup: choose one of --schedule and --unschedule", 2)
+
+
+def _cleanup(call: Call, config, reporter) -> None:
+    from .recipes import cleanup, schedule
+
+    if call["schedule"]:
+        schedule.schedule_cleanup(config, reporter)
+    elif call["unschedule"]:
+        schedule.unschedule_cleanup(config, reporter)
+    else:
+        cleanup.cleanup(config, reporter, dry_run=call["dry_run"])
+
+
+def _check(call: Call, config, reporter) -> None:
+    from .recipes.status import check
+
+    reports = check(config, reporter)
+    if any(r.unreachable for r in reports.values()):
+        raise Exit("error: check: some hosts are unreachable (see above)", 4)
+    if any(r.problems for r in reports.values()):
+        raise Exit("error: check found problems (see above)", 1)
+
+
+def _destroy(call: Call, config, reporter) -> None:
+    from .recipes.admin import destroy
+
+    if not config.instance:
+        raise Exit(
+            f"error: destroy: stage {config.stage} is not a template stage; destroy only removes "
+            "instances of template stages (review apps)",
+            2,
+        )
+    if not call["yes"]:
+        raise Exit(f"error: destroy: this removes {config.deploy_to} on {len(config.hosts)} host(s); add --yes to confirm", 2)
+    destroy(config, reporter)
+
+
+def _unlock(call: Call, config, reporter) -> None:
+    from .recipes.admin import unlock
+
+    unlock(config, reporter)
+
+
+REF = "Build from this git branch, tag or commit (git archive; the working tree is not used)."
+TASKS = (
+    TaskSpec(
+        "deploy", "Deploy the artifact to every host of a stage (build, upload, hooks, atomic switch).",
+        (*TARGET, "ref", "dry_run", "force_unlock", *OUTPUT), _deploy,
+        own={"ref": Flag(None, REF),
+             "force_unlock": Flag(False, "First break a stale lock left by a killed deploy (shows its holder).")},
+    ),
+    TaskSpec(
+        "rollback", "Switch every host back to the previous good release, instantly (no upload).",
+        ("stage", "instance", "to", "hosts", "roles", "dry_run", *OUTPUT), _rollback,
+        own={"to": Flag(None, "Release number to roll back to (default: the previous good one).")},
+        check=lambda call: call.number("to") and None,
+    ),
+    TaskSpec(
+        "promote", "Deploy to --to exactly the artifact live on --from (same sha256), no rebuild.",
+        ("from_", "to", "release", "dry_run", *OUTPUT), _promote,
+        own={"from_": Flag(None, "The stage whose current release is promoted."),
+             "to": Flag(None, "The stage it is deployed to."),
+             "release": Flag(None, "Promote this release of the source stage instead of its current one.")},
+        check=_check_promote, stage_flag="to",
+    ),
+    TaskSpec("releases", "List each host's releases: current, status, when and by whom, sha256.",
+             (*TARGET, "json"), _releases),
+    TaskSpec(
+        "history", "List every event of a stage: deploys, rollbacks, cleanups, failures.",
+        (*TARGET, "json", "limit"), _history,
+        own={"limit": Flag(None, "Show the last N events (default 50, 0 for all).")},
+        check=lambda call: call.number("limit") and None,
+    ),
+    TaskSpec(
+        "pending", "List the commits between what is live on a stage and a local ref.",
+        (*TARGET, "ref", "json"), _pending, own={"ref": Flag("HEAD", "Compare with this ref (default HEAD).")},
+    ),
+    TaskSpec(
+        "cleanup", "Remove old releases beyond keep_releases (never current or the rollback target).",
+        (*TARGET, "dry_run", "schedule", "unschedule", *OUTPUT), _cleanup,
+        own={"schedule": Flag(False, "Install on each host a systemd timer (or cron entry) that cleans up regularly."),
+             "unschedule": Flag(False, "Remove that scheduled cleanup.")},
+        check=_check_cleanup,
+    ),
+    TaskSpec("check", "Reach every host and verify permissions, free disk and layout; change nothing.",
+             (*TARGET, "json", "verbose"), _check),
+    TaskSpec("destroy", "Remove an instance of a template stage (a review app) from every host.",
+             (*TARGET, "yes"), _destroy, own={"yes": Flag(False, "Really remove the instance.")}),
+    TaskSpec("unlock", "Break a stale deploy lock on every host, showing who held it and since when.",
+             TARGET, _unlock),
+)  # fmt: skip
+
+
+# -- running a task --------------------------------------------------------------------
+
+
+@dataclass
 class Options:
     stage: str | None = None
     hosts: str | None = None
@@ -51,9 +248,7 @@ def _stage(root: Path, stage: str | None) -> str:
     chosen = stage or os.environ.get("DEPLOYER_STAGE") or cfg.default_stage(root)
     if not chosen:
         stages = ", ".join(cfg.list_stages(root)) or "none"
-        raise ConfigError(
-            f"--stage: no stage given and no default_stage in config/deploy.yml (stages: {stages})"
-        )
+        raise ConfigError(f"--stage: no stage given and no default_stage in config/deploy.yml (stages: {stages})")
     return chosen
 
 
@@ -69,20 +264,16 @@ def select_hosts(config, hosts: str | None, roles: str | None):
     known = {h.name for h in config.hosts} | {h.host for h in config.hosts}
     unknown = [w for w in wanted if w not in known]
     if unknown:
-        raise ConfigError(
-            f"--hosts: {unknown[0]} is not a host of stage {config.stage} (hosts: {', '.join(h.name for h in config.hosts)})"
-        )
+        names = ", ".join(h.name for h in config.hosts)
+        raise ConfigError(f"--hosts: {unknown[0]} is not a host of stage {config.stage} (hosts: {names})")
     chosen = tuple(
         h
         for h in config.hosts
-        if (not wanted or h.name in wanted or h.host in wanted)
-        and (not wanted_roles or wanted_roles & set(h.roles))
+        if (not wanted or h.name in wanted or h.host in wanted) and (not wanted_roles or wanted_roles & set(h.roles))
     )
     if not chosen:
-        raise ConfigError(
-            f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}"
-        )
-    return dataclasses.replace(config, hosts=chosen, all_hosts=config.hosts)
+        raise ConfigError(f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}")
+    return dataclasses.replace(config, hosts=chosen, subset=len(chosen) < len(config.hosts))
 
 
 def _run(root: Path, opts: Options, action: Callable):
@@ -123,214 +314,36 @@ def _summary(reporter, summary) -> None:
     reporter.document(summary.to_dict())
 
 
-def _int_option(name: str, value) -> int | None:
-    if value is None:
-        return None
-    if not str(value).isdigit():
-        raise Exit(f"error: --{name}: expected a release number, got {value!r}", 2)
-    return int(value)
+def _options(spec: TaskSpec, call: Call) -> Options:
+    return Options(
+        stage=call[spec.stage_flag], hosts=call["hosts"], roles=call["roles"], json=bool(call["json"]),
+        verbose=bool(call["verbose"]), quiet=bool(call["quiet"]), instance=call["instance"],
+    )  # fmt: skip
+
+
+def _make_task(spec: TaskSpec, root: Path) -> Task:
+    """An Invoke task whose signature is the spec's flags, in order (Invoke reads flags,
+    their kinds and short forms from the signature)."""
+    flags = {**FLAGS, **spec.own}
+
+    def body(c, **args):
+        call = Call(root, args)
+        spec.check(call)
+        _run(root, _options(spec, call), lambda config, reporter: spec.action(call, config, reporter))
+
+    context = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=flags[n].default) for n in spec.flags]
+    body.__signature__ = inspect.Signature([context, *params])  # type: ignore[attr-defined]
+    body.__name__ = body.__qualname__ = spec.name
+    body.__doc__ = f"{spec.doc}\n\n{EXIT_CODES}"
+    helps = {n.rstrip("_").replace("_", "-"): flags[n].help for n in spec.flags}
+    return Task(body, name=spec.name, help=helps)
 
 
 def make_collection(root: str | Path) -> Collection:
     """The task collection for a project whose ``config/`` and ``templates/`` live in ``root``."""
-    root = Path(root).resolve()
-
-    @task(
-        help={
-            **HELP,
-            "force-unlock": "First break a stale lock left by a killed deploy (shows its holder).",
-            "ref": "Build from this git branch, tag or commit (git archive; the working tree is not used).",
-        }
-    )
-    def deploy(
-        c,
-        stage=None,
-        instance=None,
-        hosts=None,
-        roles=None,
-        ref=None,
-        dry_run=False,
-        force_unlock=False,
-        json=False,
-        verbose=False,
-        quiet=False,
-    ):
-        """Deploy the artifact to every host of a stage (build, upload, hooks, atomic switch)."""
-        from .deploy import deploy as run
-
-        opts = Options(stage, hosts, roles, json, verbose, quiet, instance=instance)
-        _run(
-            root,
-            opts,
-            lambda cfg, rep: _summary(
-                rep, run(cfg, rep, force_unlock=force_unlock, dry_run=dry_run, ref=ref)
-            ),
-        )
-
-    @task(help={**HELP, "to": "Release number to roll back to (default: the previous good one)."})
-    def rollback(
-        c,
-        stage=None,
-        instance=None,
-        to=None,
-        hosts=None,
-        roles=None,
-        dry_run=False,
-        json=False,
-        verbose=False,
-        quiet=False,
-    ):
-        """Switch every host back to the previous good release, instantly (no upload)."""
-        from .deploy import rollback as run
-
-        target = _int_option("to", to)
-        opts = Options(stage, hosts, roles, json, verbose, quiet, instance=instance)
-        _run(root, opts, lambda cfg, rep: _summary(rep, run(cfg, rep, target, dry_run=dry_run)))
-
-    @task(
-        help={
-            "from": "The stage whose current release is promoted.",
-            "to": "The stage it is deployed to.",
-            "release": "Promote this release of the source stage instead of its current one.",
-            **{k: HELP[k] for k in ("dry-run", "json", "verbose", "quiet")},
-        }
-    )
-    def promote(c, from_=None, to=None, release=None, dry_run=False, json=False, verbose=False, quiet=False):
-        """Deploy to --to exactly the artifact live on --from (same sha256), no rebuild."""
-        from . import config as cfg
-        from .promote import promote as run
-
-        if not from_ or not to:
-            raise Exit("error: promote: give both --from=<stage> and --to=<stage>", 2)
-        number = _int_option("release", release)
-        opts = Options(to, None, None, json, verbose, quiet)
-
-        def action(target, rep):
-            source = cfg.load(root, from_)
-            _summary(rep, run(source, target, rep, number, dry_run=dry_run))
-
-        _run(root, opts, action)
-
-    @task(help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")})
-    def releases(c, stage=None, instance=None, hosts=None, roles=None, json=False):
-        """List each host's releases: current, status, when and by whom, sha256."""
-        from .manage import releases as run
-
-        _run(root, Options(stage, hosts, roles, json, instance=instance), run)
-
-    @task(
-        help={
-            **{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")},
-            "limit": "Show the last N events (default 50, 0 for all).",
-        }
-    )
-    def history(c, stage=None, instance=None, hosts=None, roles=None, json=False, limit=None):
-        """List every event of a stage: deploys, rollbacks, cleanups, failures."""
-        from .manage import history as run
-
-        count = 50 if limit is None else _int_option("limit", limit)
-        _run(
-            root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, count)
-        )
-
-    @task(
-        help={
-            **{k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json")},
-            "ref": "Compare with this ref (default HEAD).",
-        }
-    )
-    def pending(c, stage=None, instance=None, hosts=None, roles=None, ref="HEAD", json=False):
-        """List the commits between what is live on a stage and a local ref."""
-        from .manage import pending as run
-
-        _run(root, Options(stage, hosts, roles, json, instance=instance), lambda cfg, rep: run(cfg, rep, ref))
-
-    @task(
-        help={
-            **HELP,
-            "schedule": "Install on each host a systemd timer (or cron entry) that cleans up regularly.",
-            "unschedule": "Remove that scheduled cleanup.",
-        }
-    )
-    def cleanup(
-        c,
-        stage=None,
-        instance=None,
-        hosts=None,
-        roles=None,
-        dry_run=False,
-        schedule=False,
-        unschedule=False,
-        json=False,
-        verbose=False,
-        quiet=False,
-    ):
-        """Remove old releases beyond keep_releases (never current or the rollback target)."""
-        from .manage import cleanup as run
-
-        def action(cfg, rep):
-            from . import schedule as sched
-
-            if schedule:
-                return sched.schedule_cleanup(cfg, rep, sched.Schedule(**cfg.schedule))
-            if unschedule:
-                return sched.unschedule_cleanup(cfg, rep)
-            return run(cfg, rep, dry_run=dry_run)
-
-        if schedule and unschedule:
-            raise Exit("error: cleanup: choose one of --schedule and --unschedule", 2)
-        _run(root, Options(stage, hosts, roles, json, verbose, quiet, instance=instance), action)
-
-    @task(help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles", "json", "verbose")})
-    def check(c, stage=None, instance=None, hosts=None, roles=None, json=False, verbose=False):
-        """Reach every host and verify permissions, free disk and layout; change nothing."""
-        from .manage import check as run
-
-        def action(cfg, rep):
-            reports = run(cfg, rep)
-            if any(r.unreachable for r in reports.values()):
-                raise Exit("error: check: some hosts are unreachable (see above)", 4)
-            if any(r.problems for r in reports.values()):
-                raise Exit("error: check found problems (see above)", 1)
-
-        _run(root, Options(stage, hosts, roles, json, verbose, instance=instance), action)
-
-    @task(
-        help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles")}
-        | {"yes": "Really remove the instance."}
-    )
-    def destroy(c, stage=None, instance=None, hosts=None, roles=None, yes=False):
-        """Remove an instance of a template stage (a review app) from every host."""
-        from .manage import destroy as run
-
-        def action(config, rep):
-            if not config.instance:
-                raise Exit(
-                    f"error: destroy: stage {config.stage} is not a template stage; destroy only removes "
-                    "instances of template stages (review apps)",
-                    2,
-                )
-            if not yes:
-                raise Exit(
-                    f"error: destroy: this removes {config.deploy_to} on {len(config.hosts)} host(s); "
-                    "add --yes to confirm",
-                    2,
-                )
-            run(config, rep)
-
-        _run(root, Options(stage, hosts, roles, instance=instance), action)
-
-    @task(help={k: HELP[k] for k in ("stage", "instance", "hosts", "roles")})
-    def unlock(c, stage=None, instance=None, hosts=None, roles=None):
-        """Break a stale deploy lock on every host, showing who held it and since when."""
-        from .manage import unlock as run
-
-        _run(root, Options(stage, hosts, roles, instance=instance), run)
-
-    tasks = (deploy, rollback, promote, releases, history, pending, cleanup, check, unlock, destroy)
-    for body in tasks:
-        body.__doc__ = (body.__doc__ or "") + "\n\n" + EXIT_CODES
-    return Collection(*tasks)
+    folder = Path(root).resolve()
+    return Collection(*(_make_task(spec, folder) for spec in TASKS))
 
 
 if __name__ == "__main__":  # pragma: no cover

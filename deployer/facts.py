@@ -1,7 +1,8 @@
-"""Read-only probes: a shell command and a pure parser for its output.
+"""Read-only probes, parsed: what a host's deployment directory holds, as plain values.
 
-One probe reads everything a deploy, rollback or cleanup decides from (releases,
-``current``, the lock, leftovers, the log) in a single round trip per host.
+The probe script is built by :func:`deployer.commands.probe`; it reads everything a
+deploy, rollback or cleanup decides from (releases, ``current``, the lock, leftovers, the
+log) in a single round trip per host.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import json
 from dataclasses import dataclass, field
 
 from . import releaselog
-from .layout import RELEASE_METADATA, TMP_LINK_PREFIX, Layout, parse_current_target
-from .shell import quote
+from .layout import parse_current_target
 
 COMPLETE, PARTIAL = "complete", "partial"
 LOG_MARKER = "--- deployer log ---"
+CHECK_MARKER = "--- end check ---"
 
 
 @dataclass
@@ -36,31 +37,8 @@ class HostFacts:
         return {n for n, state in self.releases.items() if state == COMPLETE}
 
 
-def probe_command(layout: Layout) -> str:
-    """Print the state of ``deploy_to`` as tagged lines; changes nothing."""
-    d = quote(layout.deploy_to)
-    meta = quote(RELEASE_METADATA)
-    return "\n".join(
-        [
-            f"D={d}",
-            'if [ -d "$D" ]; then echo "exists yes"; else echo "exists no"; fi',
-            'printf "current %s\\n" "$(readlink "$D/current" 2>/dev/null)"',
-            'if [ -e "$D/current" ]; then echo "current_ok yes"; fi',
-            'for r in "$D"/releases/* "$D"/releases/.[!.]*; do',
-            '  [ -e "$r" ] || [ -L "$r" ] || continue',
-            f'  if [ -d "$r" ] && [ ! -L "$r" ] && [ -f "$r/"{meta} ]; then s={COMPLETE}; else s={PARTIAL}; fi',
-            '  printf "release %s %s\\n" "$s" "${r##*/}"',
-            "done",
-            f'for t in "$D"/{TMP_LINK_PREFIX}*; do [ -L "$t" ] && printf "tmplink %s\\n" "${{t##*/}}"; done',
-            'if [ -d "$D/.deployer/lock" ]; then printf "lock %s\\n" "$(head -c 4000 "$D/.deployer/lock/info" 2>/dev/null | tr "\\n" " ")"; fi',
-            f"echo {quote(LOG_MARKER)}",
-            'cat "$D/.deployer/log.jsonl" 2>/dev/null || true',
-        ]
-    )
-
-
 def parse_probe(output: str) -> HostFacts:
-    """Turn the probe's output into :class:`HostFacts`."""
+    """Turn the output of :func:`deployer.commands.probe` into :class:`HostFacts`."""
     facts = HostFacts()
     head, _, log_text = output.partition(LOG_MARKER + "\n")
     for line in head.splitlines():

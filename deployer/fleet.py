@@ -6,34 +6,28 @@ This is where per-host results become domain errors that name the host.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import secrets as token_source
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, Callable, TypeVar
 
 from . import commands
 from .config import Config, Host
-from .errors import DeployerError, DeployFailed, HostUnreachable, LockHeld
-from .facts import HostFacts, parse_lock_info, parse_probe, probe_command
+from .errors import DeployFailed, HostUnreachable, LockHeld
+from .facts import HostFacts, parse_lock_info, parse_probe
+from .failures import checked, raise_failures
 from .layout import Layout
-from .localstate import cache_path
+from .localstate import LeftLocks, whoami
 from .output import Reporter
 from .runner import Outcome, each
 from .transport import DryRunSession, Result, Session, open_session
 
 T = TypeVar("T")
 SessionOpener = Callable[[Config, Host], Session]
-
-
-def whoami() -> str:
-    """Who deploys: ``DEPLOYER_USER`` if set, else user@machine."""
-    return os.environ.get("DEPLOYER_USER") or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def describe_lock(info: dict, now: float | None = None) -> str:
@@ -43,24 +37,40 @@ def describe_lock(info: dict, now: float | None = None) -> str:
     if isinstance(since, (int, float)):
         seconds = int((now or time.time()) - since)
         age = f" for {seconds // 60}m{seconds % 60:02d}s"
-    extra = ", ".join(
-        str(x) for x in (f"pid {info['pid']}" if "pid" in info else None, info.get("command")) if x
-    )
+    parts = (f"pid {info['pid']}" if "pid" in info else None, info.get("command"))
+    extra = ", ".join(str(x) for x in parts if x)
     return f"{info.get('holder', 'unknown')}{f' ({extra})' if extra else ''}{age}"
 
 
 class Fleet:
-    """Open sessions to every host of a stage, for the length of one task."""
+    """Open sessions to every host of a stage, for the length of one task.
 
-    def __init__(self, config: Config, sessions: dict[str, Session], reporter: Reporter) -> None:
+    ``unreachable`` names the hosts that could not be connected (only with
+    ``allow_missing``), ``plans`` collects each host's commands in a dry run, and
+    ``prepared`` is what the local work done alongside the handshakes returned."""
+
+    def __init__(
+        self,
+        config: Config,
+        sessions: dict[str, Session],
+        reporter: Reporter,
+        unreachable: dict[str, str] | None = None,
+        dry_run: bool = False,
+        prepared: Any = None,
+    ) -> None:
         self.config = config
-        self.sessions = sessions
         self.reporter = reporter
         self.layout = Layout(config.deploy_to)
         self.cancel = threading.Event()
         self.dead: dict[str, str] = {}
-        self.dry_run = False
+        self.unreachable = dict(unreachable or {})
+        self.dry_run = dry_run
+        self.prepared = prepared
+        self.plans: dict[str, list[str]] = {name: [] for name in sessions}
         self.elapsed: dict[str, float] = {}  # time spent on each host, for the summary
+        if dry_run:
+            sessions = {name: DryRunSession(s, self.plans[name]) for name, s in sessions.items()}
+        self.sessions = sessions
         for name, session in sessions.items():
             session.cancel = self.cancel
             session.trace = lambda script, name=name: reporter.command(name, script)
@@ -71,7 +81,6 @@ class Fleet:
         cls,
         config: Config,
         reporter: Reporter,
-        hosts: Sequence[Host] | None = None,
         opener: SessionOpener = open_session,
         allow_missing: bool = False,
         dry_run: bool = False,
@@ -83,51 +92,21 @@ class Fleet:
         ``alongside`` (local work such as checking the artifact) runs in this thread while
         the SSH handshakes happen in others; its result is ``fleet.prepared``. If it fails,
         the connections are closed and its error wins: nothing was changed on any host."""
-        hosts = list(hosts or config.hosts)
-        cancel = threading.Event()
-        prepared = None
-        if alongside is None:
-            outcomes = each(
-                ((h.name, h) for h in hosts), lambda h: opener(config, h), config.parallel, cancel
-            )
-        else:
-            with ThreadPoolExecutor(max_workers=1) as background:
-                pending = background.submit(
-                    each, [(h.name, h) for h in hosts], lambda h: opener(config, h), config.parallel, cancel
-                )
-                try:
-                    prepared = alongside()
-                except BaseException:
-                    for outcome in pending.result():
-                        if outcome.ok:
-                            with contextlib.suppress(Exception):
-                                outcome.value.close()
-                    raise
-                outcomes = pending.result()
+        outcomes, prepared = _open_all(config, opener, alongside)
         sessions = {o.name: o.value for o in outcomes if o.ok}
-        failed = [o for o in outcomes if not o.ok]
-        if failed and not allow_missing:
-            for session in sessions.values():
-                session.close()
+        if not allow_missing and any(not o.ok for o in outcomes):
+            _close(sessions.values())
             if hasattr(prepared, "discard"):
                 prepared.discard()  # nobody else will get to clean it up
-            raise_first(failed, HostUnreachable)
-        plans: dict[str, list[str]] = {name: [] for name in sessions}
-        if dry_run:
-            sessions = {name: DryRunSession(s, plans[name]) for name, s in sessions.items()}
-        fleet = cls(config, sessions, reporter)
-        fleet.unreachable = {o.name: o.reason() for o in failed}
-        fleet.dry_run = dry_run
-        fleet.plans = plans
-        fleet.prepared = prepared
+            raise_failures(outcomes, HostUnreachable)
+        unreachable = {o.name: o.reason() for o in outcomes if not o.ok}
+        fleet = cls(config, sessions, reporter, unreachable, dry_run, prepared)
         try:
             yield fleet
             if dry_run:
                 fleet.print_plan()
         finally:
-            for session in sessions.values():
-                with contextlib.suppress(Exception):
-                    session.close()
+            _close(fleet.sessions.values())
 
     def print_plan(self) -> None:
         """--dry-run: every command that would have run, per host, in order."""
@@ -164,12 +143,28 @@ class Fleet:
                 self.dead[outcome.name] = "unreachable earlier in this task"
         return outcomes
 
+    def each_reported(
+        self,
+        label: str,
+        step: Callable[[Session], T],
+        done: Callable[[Outcome[T]], str],
+        names: Sequence[str] | None = None,
+        strict: bool = True,
+    ) -> list[Outcome[T]]:
+        """Run ``step``, print one line per host (``done(outcome)``, or FAILED and why),
+        then raise one error for every host that failed (unless ``strict`` is off)."""
+        outcomes = self.each(step, names)
+        for outcome in outcomes:
+            result = done(outcome) if outcome.ok else f"FAILED: {outcome.reason()}"
+            self.reporter.step(outcome.name, label, result, outcome.seconds)
+        if strict:
+            raise_failures(outcomes)
+        return outcomes
+
     def probe(self) -> dict[str, HostFacts]:
-        script = probe_command(self.layout)
+        script = commands.probe(self.layout)
         outcomes = self.each(lambda s: checked(s, script, "read state", read_only=True))
-        failed = [o for o in outcomes if not o.ok]
-        if failed:
-            raise_first(failed, DeployFailed)
+        raise_failures(outcomes)
         return {o.name: parse_probe(o.value.stdout) for o in outcomes}
 
     @contextlib.contextmanager
@@ -181,18 +176,23 @@ class Fleet:
         if force:
             self.break_locks()
         token = token_source.token_hex(8)
+        taken, outcomes = self._take_all(command, token)
+        try:
+            by_name = {o.name: o for o in outcomes}
+            facts = self.probe() if self.dry_run else {n: parse_probe(by_name[n].value.stdout) for n in taken}
+            yield facts
+        finally:
+            self.cancel.clear()
+            self._release(token, taken)
+
+    def _take_all(self, command: str, token: str) -> tuple[list[str], list[Outcome[Result]]]:
+        """Take the lock everywhere, or give back what was taken and raise why not."""
         info = json.dumps(
-            {
-                "holder": whoami(),
-                "pid": os.getpid(),
-                "since": int(time.time()),
-                "command": command,
-                "stage": self.config.stage,
-                "token": token,
-            },
+            {"holder": whoami(), "pid": os.getpid(), "since": int(time.time()), "command": command,
+             "stage": self.config.stage, "token": token},
             sort_keys=True,
-        )
-        script = commands.acquire_lock(self.layout, info) + "\nset +e\n" + probe_command(self.layout)
+        )  # fmt: skip
+        script = commands.acquire_lock(self.layout, info) + "\nset +e\n" + commands.probe(self.layout)
         try:
             # The first host decides: two deploys racing for the stage meet there first, so
             # exactly one goes on (locking all hosts at once could let each win some hosts
@@ -206,33 +206,27 @@ class Fleet:
             self._release(token, self.names)
             raise
         taken = [o.name for o in outcomes if o.ok and o.value.ok]
-        problems = [o for o in outcomes if o.name not in taken]
-        if problems:
+        if len(taken) < len(outcomes):
             self._release(token, taken)
-            held = [o for o in problems if o.ok and o.value.exit_code == commands.EXIT_LOCK_HELD]
-            if held:
-                first = held[0]
-                info = parse_lock_info(first.value.stdout.strip())
-                raise LockHeld(
-                    f"host {first.name}: deploy lock for stage {info.get('stage') or self.config.stage} held by "
-                    f"{describe_lock(info)}; "
-                    f"wait, or break a stale lock with: invoke unlock --stage={self.config.stage}"
-                )
-            first = problems[0]
-            if not first.ok:
-                raise_first([first], DeployFailed)
-            raise DeployFailed(
-                f"host {first.name}: cannot take the lock in {self.layout.state}: {first.value.output_tail()}"
+            self._refuse([o for o in outcomes if o.name not in taken])
+        return taken, outcomes
+
+    def _refuse(self, problems: list[Outcome[Result]]) -> None:
+        """Why the lock could not be taken: held by someone (exit 3), else the host's error."""
+        held = [o for o in problems if o.ok and o.value.exit_code == commands.EXIT_LOCK_HELD]
+        if held:
+            first = held[0]
+            info = parse_lock_info(first.value.stdout.strip())
+            stage = info.get("stage") or self.config.stage
+            raise LockHeld(
+                f"host {first.name}: deploy lock for stage {stage} held by {describe_lock(info)}; "
+                f"wait, or break a stale lock with: invoke unlock --stage={self.config.stage}"
             )
-        by_name = {o.name: o for o in outcomes}
-        facts = (
-            self.probe() if self.dry_run else {n: parse_probe(by_name[n].value.stdout) for n in self.names}
+        first = problems[0]
+        raise_failures(problems)
+        raise DeployFailed(
+            f"host {first.name}: cannot take the lock in {self.layout.state}: {first.value.output_tail()}"
         )
-        try:
-            yield facts
-        finally:
-            self.cancel.clear()
-            self._release(token, taken)
 
     def _take(self, script: str, names: Sequence[str]) -> list[Outcome[Result]]:
         """Try the lock on ``names``. A lock this machine had to leave behind when a host
@@ -251,28 +245,20 @@ class Fleet:
         self.each(lambda s: s.run(commands.release_lock(self.layout, ours[s.host.name])), list(ours))
         for name, token in ours.items():
             left.forget(token)
-            self.reporter.step(
-                name, "lock", "released a lock an earlier run had to leave when this host dropped out"
-            )
+            self.reporter.step(name, "lock", "released a lock an earlier run had to leave when this host dropped out")
         retried = {o.name: o for o in self.each(lambda s: s.run(script), list(ours))}
         return [retried.get(o.name, o) for o in outcomes]
 
     def break_locks(self) -> dict[str, dict]:
         """Remove the lock on every host; returns (and reports) who held it where."""
         script = commands.break_lock(self.layout)
-        held: dict[str, dict] = {}
-        for outcome in self.each(lambda s: checked(s, script, "unlock")):
-            if not outcome.ok:
-                raise_first([outcome], DeployFailed)
+
+        def done(outcome: Outcome[Result]) -> str:
             text = outcome.value.stdout.strip()
-            if text:
-                held[outcome.name] = parse_lock_info(text)
-                self.reporter.step(
-                    outcome.name, "unlock", f"removed lock held by {describe_lock(held[outcome.name])}"
-                )
-            else:
-                self.reporter.step(outcome.name, "unlock", "no lock")
-        return held
+            return f"removed lock held by {describe_lock(parse_lock_info(text))}" if text else "no lock"
+
+        outcomes = self.each_reported("unlock", lambda s: checked(s, script, "unlock"), done)
+        return {o.name: parse_lock_info(o.value.stdout.strip()) for o in outcomes if o.value.stdout.strip()}
 
     def _release(self, token: str, names: Sequence[str]) -> None:
         """Give the lock back; where a host cannot be reached, remember our token so the
@@ -290,72 +276,25 @@ class Fleet:
             )
 
 
-class LeftLocks:
-    """Locks this machine could not give back: their tokens (random, so unique) with the
-    deploy_to and host, in a small JSON file in the user's cache folder. Keyed by token,
-    not by address, so a host that comes back on another address is still recognised."""
-
-    def __init__(self) -> None:
-        self.path = cache_path("left-locks.json")
-
-    def _load(self) -> dict[str, str]:
+def _open_all(
+    config: Config, opener: SessionOpener, alongside: Callable[[], object] | None
+) -> tuple[list[Outcome[Session]], object]:
+    """Open a session per host in parallel, running ``alongside`` meanwhile in this thread."""
+    items = [(h.name, h) for h in config.hosts]
+    cancel = threading.Event()
+    if alongside is None:
+        return each(items, lambda h: opener(config, h), config.parallel, cancel), None
+    with ThreadPoolExecutor(max_workers=1) as background:
+        pending = background.submit(each, items, lambda h: opener(config, h), config.parallel, cancel)
         try:
-            data = json.loads(self.path.read_text())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def _save(self, data: dict[str, str]) -> None:
-        with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(data, indent=1, sort_keys=True))
-
-    def remember(self, deploy_to: str, host: str, token: str) -> None:
-        data = self._load()
-        data[token] = f"{deploy_to} on {host}"
-        self._save(data)
-
-    def contains(self, deploy_to: str, token: str) -> bool:
-        return str(self._load().get(token, "")).startswith(f"{deploy_to} on ")
-
-    def forget(self, token: str) -> None:
-        data = self._load()
-        if data.pop(token, None) is not None:
-            self._save(data)
+            prepared = alongside()
+        except BaseException:
+            _close(o.value for o in pending.result() if o.ok)
+            raise
+        return pending.result(), prepared
 
 
-def checked(
-    session: Session, script: str, what: str, stdin: bytes | None = None, read_only: bool = False
-) -> Result:
-    """Run a script; a non-zero exit becomes DeployFailed naming host, step and output."""
-    result = session.run(script, stdin, read_only=read_only)
-    if not result.ok:
-        raise DeployFailed(f"host {session.host.name}: {what} failed: {result.output_tail()}")
-    return result
-
-
-def raise_on_failure(
-    outcomes: Sequence[Outcome[Result]], kind: type[DeployerError], explain: Callable[[Outcome[Result]], str]
-) -> None:
-    """For steps whose command may exit non-zero: the first host that could not run it
-    raises its own error; the first command that failed raises ``kind(explain(outcome))``."""
-    for outcome in outcomes:
-        if not outcome.ok:
-            raise_first([outcome], kind)
-        if not outcome.value.ok:
-            raise kind(explain(outcome))
-
-
-def raise_first(failed: Sequence[Outcome], default: type[DeployerError]) -> None:
-    """Raise the first failure, mentioning how many other hosts failed too."""
-    first = failed[0]
-    others = (
-        f" (and {len(failed) - 1} more host(s): {', '.join(o.name for o in failed[1:])})"
-        if len(failed) > 1
-        else ""
-    )
-    if isinstance(first.error, DeployerError):
-        error = type(first.error)(first.error.message + others)
-    else:
-        error = default(f"host {first.name}: {first.reason()}{others}")
-    raise error
+def _close(sessions) -> None:
+    for session in sessions:
+        with contextlib.suppress(Exception):
+            session.close()

@@ -43,6 +43,10 @@ class Layout:
         """``.deployer/``: the lock and the release log."""
         return self._join(".deployer")
 
+    def state_file(self, name: str) -> str:
+        """A file of ours in ``.deployer/`` (the scheduled cleanup's script, units, log)."""
+        return self._join(".deployer", name)
+
     @property
     def lock(self) -> str:
         return self._join(".deployer", "lock")

@@ -10,10 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Config
-from .fleet import whoami
-
-EVENTS = ("start", "success", "failure", "rollback", "promote")
-
+from .localstate import whoami
 
 @dataclass
 class Notifier:

@@ -15,7 +15,19 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from .templates import Secrets
+
+
+class Secrets:
+    """Values that must never be printed or logged."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def mask(self, text: str) -> str:
+        for value in sorted(self.values, key=len, reverse=True):
+            if value:
+                text = text.replace(value, "******")
+        return text
 
 
 def human_bytes(count: float) -> str:

@@ -377,3 +377,34 @@ SCHEMA = Map(
     },
     required=("application", "deploy_to", "artifact"),
 )
+
+
+def node_at(path: str) -> Node:
+    """The schema node of a key path: ``ssh.known_hosts``, ``hosts[].port``."""
+    node: Node = SCHEMA
+    for part in path.split("."):
+        key, items = part.removesuffix("[]"), part.endswith("[]")
+        if not isinstance(node, Map) or key not in node.fields:
+            raise KeyError(path)
+        node = node.fields[key]
+        if items:
+            if not isinstance(node, List):
+                raise KeyError(path)
+            node = node.item
+    return node
+
+
+def default_of(path: str) -> Any:
+    """The default of a key: the one place defaults are written is the schema above."""
+    value = node_at(path).default
+    return tuple(value) if isinstance(value, list) else value
+
+
+def values_of(path: str, given: dict | None) -> dict[str, Any]:
+    """Every key of the mapping at ``path``: as given, else its schema default (lists as
+    tuples, so the typed config stays immutable)."""
+    node = node_at(path)
+    assert isinstance(node, Map), path
+    given = given or {}
+    values = {key: given[key] if key in given else default_of(f"{path}.{key}") for key in node.fields}
+    return {key: tuple(v) if isinstance(v, list) else v for key, v in values.items()}

@@ -20,11 +20,6 @@ def argv(*parts: object) -> str:
     return " ".join(quote(p) for p in parts)
 
 
-def and_(*commands: str) -> str:
-    """Join commands so each runs only if the previous succeeded."""
-    return " && ".join(f"{{ {c}; }}" if "\n" in c else c for c in commands if c)
-
-
 def lines(commands: Iterable[str]) -> str:
     """Join commands as a script, one per line (use with ``set -e`` for fail-fast)."""
     return "\n".join(c for c in commands if c)

@@ -18,19 +18,7 @@ from typing import Any
 
 from .config import Config, Host
 from .errors import ConfigError
-
-
-class Secrets:
-    """Values that must never be printed or logged."""
-
-    def __init__(self) -> None:
-        self.values: set[str] = set()
-
-    def mask(self, text: str) -> str:
-        for value in sorted(self.values, key=len, reverse=True):
-            if value:
-                text = text.replace(value, "******")
-        return text
+from .output import Secrets
 
 
 def _environment(config: Config):

@@ -19,8 +19,10 @@ from typing import Any
 import yaml
 
 from deployer import config as cfg
-from deployer import deploy as deploy_ops
-from deployer import manage
+from deployer.recipes import cleanup as cleanup_ops
+from deployer.recipes import deploy as deploy_ops
+from deployer.recipes import rollback as rollback_ops
+from deployer.recipes import status
 from deployer.config import deep_merge
 from deployer.output import Reporter
 
@@ -109,16 +111,16 @@ class Project:
         return deploy_ops.deploy(self.config(), self.reporter())
 
     def rollback(self, to: int | None = None):
-        return deploy_ops.rollback(self.config(), self.reporter(), to)
+        return rollback_ops.rollback(self.config(), self.reporter(), to)
 
     def cleanup(self):
-        return manage.cleanup(self.config(), self.reporter())
+        return cleanup_ops.cleanup(self.config(), self.reporter())
 
     def releases(self):
-        return manage.releases(self.config(), self.reporter())
+        return status.releases(self.config(), self.reporter())
 
     def check(self):
-        return manage.check(self.config(), self.reporter())
+        return status.check(self.config(), self.reporter())
 
     # -- actions (the real CLI) -----------------------------------------------------
     def invoke(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.config import load
-from deployer.schedule import Schedule, render
+from deployer.config import Schedule, load
+from deployer.recipes.schedule import render
 
 
 def test_systemd_timer_and_cron_line_are_rendered(local_project):

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deployer import commands
-from deployer.facts import parse_probe, probe_command
+from deployer.commands import probe
+from deployer.facts import parse_probe
 from deployer.layout import Layout, parse_current_target, shared_link_target
 from deployer.shell import argv
 
@@ -67,6 +68,6 @@ def test_quoted_values_reach_the_shell_unchanged(value):
 
 
 def test_probe_runs_on_a_missing_directory(tmp_path):
-    out = subprocess.run(["sh", "-c", probe_command(Layout(str(tmp_path / "none")))], capture_output=True, text=True)
+    out = subprocess.run(["sh", "-c", probe(Layout(str(tmp_path / "none")))], capture_output=True, text=True)
     facts = parse_probe(out.stdout)
     assert not facts.exists and facts.releases == {} and facts.current is None

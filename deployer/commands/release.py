@@ -1,61 +1,13 @@
-"""Pure builders of the shell scripts run on hosts. No I/O here: each returns a string.
-
-Every value is quoted through :mod:`deployer.shell`. Exit codes that the executor
-branches on are named constants, never matched from stderr text.
-"""
+"""Release directories: make one (unpack, clone, download), fill it, read it, remove it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-from .layout import (
-    EXCLUDE_LIST,
-    MANIFEST_NAME,
-    TMP_LINK_PREFIX,
-    Layout,
-    current_target,
-    shared_link_target,
-)
-from .shell import argv, env_prefix, quote, script
-
-EXIT_LOCK_HELD = 75
-EXIT_MISSING_SHARED = 76
-EXIT_RELEASE_EXISTS = 77
-EXIT_NOT_A_RELEASE = 78
-EXIT_NO_MANIFEST = 79
-
-
-def acquire_lock(layout: Layout, info_json: str) -> str:
-    """Take the stage lock with an atomic ``mkdir``; if held, print the holder and exit 75."""
-    return script(
-        "umask 022",
-        argv("mkdir", "-p", layout.state),
-        f"if mkdir {quote(layout.lock)} 2>/dev/null; then",
-        f"  printf '%s\\n' {quote(info_json)} > {quote(layout.lock_info)}",
-        "else",
-        f"  head -c 4000 {quote(layout.lock_info)} 2>/dev/null || true",
-        f"  exit {EXIT_LOCK_HELD}",
-        "fi",
-    )
-
-
-def release_lock(layout: Layout, token: str) -> str:
-    """Drop the lock only if it is still ours (its info holds our token)."""
-    return (
-        f"if grep -qF {quote(token)} {quote(layout.lock_info)} 2>/dev/null; "
-        f"then rm -rf -- {quote(layout.lock)}; fi"
-    )
-
-
-def break_lock(layout: Layout) -> str:
-    """Remove whatever lock is there (``unlock``), printing who held it."""
-    return script(
-        f"if [ -d {quote(layout.lock)} ]; then",
-        f"  head -c 4000 {quote(layout.lock_info)} 2>/dev/null || echo '{{}}'",
-        f"  rm -rf -- {quote(layout.lock)}",
-        "fi",
-    )
+from ..layout import EXCLUDE_LIST, MANIFEST_NAME, Layout, shared_link_target
+from ..shell import argv, quote, script
+from .codes import EXIT_MISSING_SHARED, EXIT_NO_MANIFEST, EXIT_RELEASE_EXISTS
 
 
 def _new_release(layout: Layout, number: int) -> list[str]:
@@ -230,88 +182,17 @@ def remove_releases(layout: Layout, numbers: Iterable[int]) -> str:
     return argv("rm", "-rf", "--", *paths) if paths else "true"
 
 
-def remove_tmp_links(layout: Layout, names: Iterable[str]) -> str:
-    """Delete leftover temporary ``current`` links from interrupted switches."""
-    paths = [str(PurePosixPath(layout.deploy_to, n)) for n in names if n.startswith(TMP_LINK_PREFIX)]
-    return argv("rm", "-f", "--", *paths) if paths else "true"
 
 
-def switch(layout: Layout, number: int, token: str) -> str:
-    """Point ``current`` at ``releases/N`` atomically.
-
-    A uniquely named temporary link is renamed over ``current`` (rename(2) via
-    ``mv -T``), so a reader sees either the old or the new target, never neither; the
-    result is verified with ``readlink``.
-    """
-    check = f"[ -d {quote(layout.release(number))} ] || {{ echo {quote(f'release {number} is not on this host')} >&2; exit {EXIT_NOT_A_RELEASE}; }}"
-    return point_current(layout, current_target(number), token, check)
-
-
-def point_current(layout: Layout, target: str, token: str, check: str = "") -> str:
-    """Atomically point ``current`` at any ``target`` (also one we did not create, when
-    putting back a link someone made by hand)."""
-    tmp = quote(layout.tmp_link(token))
-    return script(
-        check,
-        f"ln -s {quote(target)} {tmp}",
-        f"mv -T {tmp} {quote(layout.current)} || {{ rc=$?; rm -f {tmp}; exit $rc; }}",
-        f'[ "$(readlink {quote(layout.current)})" = {quote(target)} ]',
-    )
-
-
-def unswitch(layout: Layout, number: int) -> str:
-    """Remove ``current`` if it points at release N (undoing a first-ever switch)."""
+def pack_release(layout: Layout, number: int) -> str:
+    """Tar (to stdout) exactly the paths of a release's manifest, in manifest order: the
+    artifact's files, never what templates, hooks or shared links added (for promote)."""
     return (
-        f'if [ "$(readlink {quote(layout.current)})" = {quote(current_target(number))} ]; '
-        f"then rm -f {quote(layout.current)}; fi"
+        f"cd {quote(layout.release(number))} && gzip -dc {MANIFEST_NAME} | cut -d' ' -f4- | tr '\\n' '\\0' "
+        f"| tar -cf - --no-recursion --null -T -"
     )
 
 
-def append_log(layout: Layout, lines: Iterable[str]) -> str:
-    """Append events to the release log; each ``printf`` is one small O_APPEND write."""
-    log = quote(layout.log)
-    steps = [
-        "umask 022",
-        argv("mkdir", "-p", layout.state),
-        # A last line torn by a power loss must not swallow the next event: end it first.
-        f'if [ -s {log} ] && [ -n "$(tail -c 1 {log})" ]; then printf "\\n" >> {log}; fi',
-    ]
-    steps += [f"printf '%s\\n' {quote(line)} >> {log}" for line in lines]
-    return script(*steps)
-
-
-def run_hook(
-    directory: str, command: str, env: dict[str, str], sudo: bool = False, sudo_user: str | None = None
-) -> str:
-    """Run a user's hook command in ``directory`` with the deploy's environment.
-
-    With ``sudo`` the environment is passed through ``env`` (sudo would reset it) and
-    ``-n`` makes a missing sudo rule fail at once instead of waiting for a password."""
-    if sudo:
-        who = ["-u", sudo_user] if sudo_user else []
-        pairs = [f"{name}={value}" for name, value in env.items()]
-        return script(
-            argv("cd", directory), argv("exec", "sudo", "-n", *who, "env", *pairs, "sh", "-c", command)
-        )
-    return script(argv("cd", directory), env_prefix(env), argv("exec", "sh", "-c", command))
-
-
-def healthcheck(
-    directory: str, command: str | None, url: str | None, retries: int, interval: float, timeout: float
-) -> str:
-    """Retry a health probe on the host until it passes or the attempts run out."""
-    probe = (
-        command
-        if command is not None
-        else argv("curl", "-fsS", "-o", "/dev/null", "--max-time", f"{timeout:g}", url)
-    )
-    return script(
-        argv("cd", directory),
-        "i=0",
-        "while :; do",
-        f"  if timeout {timeout:g} sh -c {quote(probe)}; then exit 0; fi",
-        "  i=$((i+1))",
-        f"  if [ $i -ge {int(retries)} ]; then echo {quote(f'unhealthy after {retries} attempt(s)')} >&2; exit 1; fi",
-        f"  sleep {interval:g}",
-        "done",
-    )
+def read_manifest(layout: Layout, number: int) -> str:
+    """Print a release's manifest, uncompressed (fails when it has none)."""
+    return argv("gzip", "-dc", f"{layout.release(number)}/{MANIFEST_NAME}")

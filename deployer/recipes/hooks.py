@@ -11,12 +11,14 @@ import os
 import subprocess
 from collections.abc import Sequence
 
-from . import commands, plan
-from .config import Config, Hook
-from .errors import HookFailed
-from .fleet import Fleet, raise_on_failure
-from .layout import Layout
-from .transport import Session
+from .. import commands, plan
+from ..config import Config, Hook
+from ..errors import HookFailed
+from ..failures import raise_on_failure
+from ..fleet import Fleet
+from ..layout import Layout
+from ..runner import Outcome
+from ..transport import Result, Session
 
 
 def hook_env(config: Config, command: str, release: int | None, previous: int | None) -> dict[str, str]:
@@ -62,35 +64,46 @@ def run_hooks(
     """Run a phase's hooks in order. Remote ones run in ``directory`` (default: the
     release) on their hosts in parallel; the first failure raises HookFailed naming the
     hook, the host and its output."""
-    config = fleet.config
     allowed = set(fleet.names if names is None else names)
     where = directory or (fleet.layout.release(release) if release is not None else fleet.layout.deploy_to)
-    for hook in config.hooks.get(phase, ()):
-        if hook.local:
-            prev = max((p for p in previous.values() if p is not None), default=None)
-            if getattr(fleet, "dry_run", False):
-                for plan_of_host in fleet.plans.values():
-                    plan_of_host.append(f"# on this machine ({phase}, local hook)\n{hook.command}")
-                continue
-            run_local(config, phase, hook, hook_env(config, command, release, prev), fleet.reporter)
-            continue
-        hosts = [fleet.host(n) for n in fleet.names]
-        targets = [h.name for h in plan.hook_hosts(hook, hosts) if h.name in allowed]
-        if not targets:
-            continue
+    for hook in fleet.config.hooks.get(phase, ()):
+        if not hook.local:
+            _run_remote(fleet, phase, hook, command, release, previous, allowed, where)
+        elif fleet.dry_run:
+            for plan_of_host in fleet.plans.values():
+                plan_of_host.append(f"# on this machine ({phase}, local hook)\n{hook.command}")
+        else:
+            newest = max((p for p in previous.values() if p is not None), default=None)
+            env = hook_env(fleet.config, command, release, newest)
+            run_local(fleet.config, phase, hook, env, fleet.reporter)
 
-        def step(session: Session, hook: Hook = hook):
-            env = hook_env(config, command, release, previous.get(session.host.name))
-            return session.run(commands.run_hook(where, hook.command, env, hook.sudo, hook.sudo_user))
 
-        outcomes = fleet.each(step, targets)
-        for outcome in outcomes:
-            if outcome.ok and outcome.value.ok:
-                fleet.reporter.step(outcome.name, phase, f"ok: {hook.command}", outcome.seconds)
-        raise_on_failure(
-            outcomes,
-            HookFailed,
-            lambda o, hook=hook: (
-                f"host {o.name}: {phase} hook `{hook.command}` exited {o.value.exit_code}: {o.value.output_tail()}"
-            ),
-        )
+def _run_remote(
+    fleet: Fleet,
+    phase: str,
+    hook: Hook,
+    command: str,
+    release: int | None,
+    previous: dict[str, int | None],
+    allowed: set[str],
+    where: str,
+) -> None:
+    """One remote hook on the hosts it is for (roles, once) among ``allowed``."""
+    hosts = [fleet.host(n) for n in fleet.names]
+    targets = [h.name for h in plan.hook_hosts(hook, hosts) if h.name in allowed]
+    if not targets:
+        return
+
+    def step(session: Session):
+        env = hook_env(fleet.config, command, release, previous.get(session.host.name))
+        return session.run(commands.run_hook(where, hook.command, env, hook.sudo, hook.sudo_user))
+
+    outcomes = fleet.each(step, targets)
+    for outcome in outcomes:
+        if outcome.ok and outcome.value.ok:
+            fleet.reporter.step(outcome.name, phase, f"ok: {hook.command}", outcome.seconds)
+
+    def explain(o: Outcome[Result]) -> str:
+        return f"host {o.name}: {phase} hook `{hook.command}` exited {o.value.exit_code}: {o.value.output_tail()}"
+
+    raise_on_failure(outcomes, HookFailed, explain)

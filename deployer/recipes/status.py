@@ -1,20 +1,24 @@
-"""Tasks that read or tidy a stage without deploying: releases, cleanup, check, unlock."""
+"""What a stage runs, read only: releases, history, pending commits, and check.
+
+Each reads every host's state in one probe, decides from it with pure code, prints a
+table or a line per host, and with ``--json`` one documented document. None changes
+anything on any host.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
-from . import plan, releaselog
-from .config import Config
-from .deploy import cleanup_after
-from .errors import DeployerError, DeployFailed
-from .facts import HostFacts
-from .fleet import Fleet, SessionOpener, checked, describe_lock
-from .layout import Layout
-from .output import Reporter
-from .shell import quote
-from .transport import open_session
+from .. import commands, git, plan, releaselog
+from ..config import Config
+from ..errors import ConfigError, DeployerError, DeployFailed
+from ..facts import CHECK_MARKER, HostFacts, parse_probe
+from ..failures import checked
+from ..fleet import Fleet, SessionOpener, describe_lock
+from ..layout import Layout
+from ..output import Reporter
+from ..transport import open_session
 
 
 def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
@@ -132,27 +136,6 @@ def history(
     return data
 
 
-def cleanup(
-    config: Config, reporter: Reporter, opener: SessionOpener = open_session, dry_run: bool = False
-) -> dict[str, list[int]]:
-    """Remove releases beyond keep_releases, failed ones first; never current or the rollback target."""
-    with (
-        Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet,
-        fleet.locked("cleanup") as facts,
-    ):
-        victims = cleanup_after(fleet, facts)
-    reporter.document({"command": "cleanup", "stage": config.stage, "ok": True, "removed": victims})
-    if not any(victims.values()):
-        reporter.line(f"nothing to clean up: every host keeps at most {config.keep_releases} releases")
-    return victims
-
-
-def unlock(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict[str, dict]:
-    """Break the stage lock on every host, saying who held it and since when."""
-    with Fleet.connect(config, reporter, opener=opener) as fleet:
-        return fleet.break_locks()
-
-
 @dataclass
 class HostCheck:
     name: str
@@ -161,57 +144,25 @@ class HostCheck:
     unreachable: bool = False
 
 
-def check_command(config: Config) -> str:
-    """Read-only checks: writable, free space, tools. Prints tagged lines."""
-    layout = Layout(config.deploy_to)
-    d = quote(layout.deploy_to)
-    lines = [
-        f"D={d}",
-        'P="$D"; while [ ! -e "$P" ]; do P=$(dirname "$P"); done',
-        'if [ -w "$P" ] && [ -x "$P" ]; then echo "writable yes $P"; else echo "writable no $P"; fi',
-        'printf "free_kb %s\\n" "$(df -Pk "$P" | awk \'NR==2 {print $4}\')"',
-        'for t in tar mv readlink mkdir ln; do command -v $t >/dev/null 2>&1 || echo "missing_tool $t"; done',
-        'mv --help 2>&1 | grep -q -- "-T" || echo "missing_tool mv -T (GNU coreutils)"',
-    ]
-    for path in config.shared_files:
-        shared = quote(layout.shared_path(path))
-        lines.append(f"[ -f {shared} ] || printf 'missing_shared %s\\n' {quote(path)}")
-    return "\n".join(lines)
-
-
 def check(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict[str, HostCheck]:
     """Reach every host and verify permissions, free disk and layout; change nothing."""
-    from .facts import parse_probe, probe_command
-
-    layout = Layout(config.deploy_to)
-    # Check lines first: the probe ends with the log, which must stay last.
-    script = check_command(config) + "\necho '--- end check ---'\n" + probe_command(layout)
+    script = commands.check(Layout(config.deploy_to), config.shared_files)
     reports: dict[str, HostCheck] = {}
     with Fleet.connect(config, reporter, opener=opener, allow_missing=True) as fleet:
-        unreachable = dict(fleet.unreachable)
-        for name, reason in unreachable.items():
+        for name, reason in fleet.unreachable.items():
             reports[name] = HostCheck(name, [reason], unreachable=True)
         for outcome in fleet.each(lambda s: checked(s, script, "check", read_only=True)):
             report = reports.setdefault(outcome.name, HostCheck(outcome.name))
             if not outcome.ok:
                 report.problems.append(outcome.reason())
                 continue
-            head, _, rest = outcome.value.stdout.partition("--- end check ---\n")
+            head, _, rest = outcome.value.stdout.partition(CHECK_MARKER + "\n")
             judge(report, head, parse_probe(rest), config)
-    reporter.document(
-        {
-            "stage": config.stage,
-            "hosts": {
-                name: {
-                    "ok": not r.problems,
-                    "unreachable": name in unreachable,
-                    "problems": r.problems,
-                    "notes": r.notes,
-                }
-                for name, r in reports.items()
-            },
-        }
-    )
+    hosts = {
+        name: {"ok": not r.problems, "unreachable": r.unreachable, "problems": r.problems, "notes": r.notes}
+        for name, r in reports.items()
+    }
+    reporter.document({"stage": config.stage, "hosts": hosts})
     for report in reports.values():
         if report.problems:
             reporter.line(f"{report.name}: {len(report.problems)} problem(s)")
@@ -259,35 +210,16 @@ def judge(report: HostCheck, head: str, facts: HostFacts, config: Config) -> Non
     )
 
 
-def pending(
-    config: Config, reporter: Reporter, ref: str = "HEAD", opener: SessionOpener = open_session
-) -> dict:
+def pending(config: Config, reporter: Reporter, ref: str = "HEAD", opener: SessionOpener = open_session) -> dict:
     """The commits between what is live on the stage and ``ref`` (like Heroku's pipelines:diff)."""
-    from . import git
-    from .errors import ConfigError
-
     if not git.is_repository(config.root):
         raise ConfigError(f"pending: {config.root} is not a git repository")
     target = git.resolve(config.root, ref)
     with Fleet.connect(config, reporter, opener=opener) as fleet:
         facts = fleet.probe()
-    current = plan.current_release(facts)
-    if current is None:
-        raise DeployFailed(f"pending: nothing is deployed on {config.stage} yet")
-    event = releaselog.deploy_info(plan.merged_log(facts)).get(current)
-    deployed = (event.revision or "").removesuffix("-dirty") if event else ""
-    if not deployed:
-        raise DeployFailed(f"pending: release {current} on {config.stage} has no recorded revision")
-    try:
-        base = git.resolve(config.root, deployed)
-    except DeployerError:
-        raise DeployFailed(
-            f"pending: release {current} was deployed from {deployed}, which this repository does not know (git fetch?)"
-        ) from None
+    current, base = _live_revision(config, facts)
     commits = git.commits_between(config.root, base, target)
-    reporter.line(
-        f"{config.stage} runs release {current} ({base[:12]}); {len(commits)} commit(s) up to {ref}:"
-    )
+    reporter.line(f"{config.stage} runs release {current} ({base[:12]}); {len(commits)} commit(s) up to {ref}:")
     for commit in commits:
         reporter.line(f"  {commit.sha[:12]}  {commit.author:<20}  {commit.subject}")
     data = {
@@ -302,16 +234,19 @@ def pending(
     return data
 
 
-def destroy(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> list[str]:
-    """Remove an instance of a template stage (a review app) from every host: its whole
-    deploy_to, releases, shared files and log. Only for template stages."""
-    from .shell import argv
-
-    with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("destroy"):
-        script = argv("rm", "-rf", "--", config.deploy_to)
-        for outcome in fleet.each(lambda s: checked(s, script, "destroy")):
-            if not outcome.ok:
-                raise DeployFailed(outcome.reason())
-            reporter.step(outcome.name, "destroy", f"removed {config.deploy_to}", outcome.seconds)
-    reporter.final(f"destroyed {config.stage} instance {config.instance} on {len(config.hosts)} host(s)")
-    return [h.name for h in config.hosts]
+def _live_revision(config: Config, facts: dict[str, HostFacts]) -> tuple[int, str]:
+    """The live release and the full commit it was deployed from, known to the local repo."""
+    current = plan.current_release(facts)
+    if current is None:
+        raise DeployFailed(f"pending: nothing is deployed on {config.stage} yet")
+    event = releaselog.deploy_info(plan.merged_log(facts)).get(current)
+    deployed = (event.revision or "").removesuffix("-dirty") if event else ""
+    if not deployed:
+        raise DeployFailed(f"pending: release {current} on {config.stage} has no recorded revision")
+    try:
+        return current, git.resolve(config.root, deployed)
+    except DeployerError:
+        raise DeployFailed(
+            f"pending: release {current} was deployed from {deployed}, "
+            "which this repository does not know (git fetch?)"
+        ) from None

@@ -1,0 +1,68 @@
+"""Pure builders of every shell script run on hosts. No I/O here: each returns a string.
+
+Every path comes from :class:`~deployer.layout.Layout` and every value is quoted through
+:mod:`deployer.shell`. Exit codes that the executor branches on are named constants
+(:mod:`.codes`), never matched from stderr text. By family:
+
+- :mod:`.release`: make a release directory (unpack, clone, download), fill it, read it, remove it;
+- :mod:`.current`: the atomic switch of ``current``, putting it back, removing it;
+- :mod:`.state`: the lock, the release log, the read-only probe and check;
+- :mod:`.run`: users' commands (hooks, health checks);
+- :mod:`.schedule`: the scheduled cleanup.
+"""
+
+from .codes import (
+    EXIT_LOCK_HELD,
+    EXIT_MISSING_SHARED,
+    EXIT_NO_MANIFEST,
+    EXIT_NOT_A_RELEASE,
+    EXIT_RELEASE_EXISTS,
+)
+from .current import point_current, remove_tmp_links, switch, unswitch
+from .release import (
+    clone_release,
+    download_release,
+    finish_release,
+    link_shared,
+    pack_release,
+    read_base64,
+    read_manifest,
+    remove_releases,
+    unpack,
+)
+from .run import healthcheck, run_hook
+from .schedule import DETECT_SCHEDULER, SCHEDULE_FILES, install_schedule, remove_schedule
+from .state import acquire_lock, append_log, break_lock, check, probe, release_lock
+
+__all__ = [
+    "DETECT_SCHEDULER",
+    "EXIT_LOCK_HELD",
+    "EXIT_MISSING_SHARED",
+    "EXIT_NOT_A_RELEASE",
+    "EXIT_NO_MANIFEST",
+    "EXIT_RELEASE_EXISTS",
+    "SCHEDULE_FILES",
+    "acquire_lock",
+    "append_log",
+    "break_lock",
+    "check",
+    "clone_release",
+    "download_release",
+    "finish_release",
+    "healthcheck",
+    "install_schedule",
+    "link_shared",
+    "pack_release",
+    "point_current",
+    "probe",
+    "read_base64",
+    "read_manifest",
+    "release_lock",
+    "remove_releases",
+    "remove_schedule",
+    "remove_tmp_links",
+    "run_hook",
+    "switch",
+    "unpack",
+    "unswitch",
+]

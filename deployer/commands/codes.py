@@ -1,0 +1,9 @@
+"""Exit codes of remote scripts that the executor branches on (never stderr text)."""
+
+from __future__ import annotations
+
+EXIT_LOCK_HELD = 75
+EXIT_MISSING_SHARED = 76
+EXIT_RELEASE_EXISTS = 77
+EXIT_NOT_A_RELEASE = 78
+EXIT_NO_MANIFEST = 79

@@ -1,0 +1,42 @@
+"""Users' commands on hosts: hooks and health checks."""
+
+from __future__ import annotations
+
+from ..shell import argv, env_prefix, quote, script
+
+
+def run_hook(
+    directory: str, command: str, env: dict[str, str], sudo: bool = False, sudo_user: str | None = None
+) -> str:
+    """Run a user's hook command in ``directory`` with the deploy's environment.
+
+    With ``sudo`` the environment is passed through ``env`` (sudo would reset it) and
+    ``-n`` makes a missing sudo rule fail at once instead of waiting for a password."""
+    if sudo:
+        who = ["-u", sudo_user] if sudo_user else []
+        pairs = [f"{name}={value}" for name, value in env.items()]
+        return script(
+            argv("cd", directory), argv("exec", "sudo", "-n", *who, "env", *pairs, "sh", "-c", command)
+        )
+    return script(argv("cd", directory), env_prefix(env), argv("exec", "sh", "-c", command))
+
+
+def healthcheck(
+    directory: str, command: str | None, url: str | None, retries: int, interval: float, timeout: float
+) -> str:
+    """Retry a health probe on the host until it passes or the attempts run out."""
+    probe = (
+        command
+        if command is not None
+        else argv("curl", "-fsS", "-o", "/dev/null", "--max-time", f"{timeout:g}", url)
+    )
+    return script(
+        argv("cd", directory),
+        "i=0",
+        "while :; do",
+        f"  if timeout {timeout:g} sh -c {quote(probe)}; then exit 0; fi",
+        "  i=$((i+1))",
+        f"  if [ $i -ge {int(retries)} ]; then echo {quote(f'unhealthy after {retries} attempt(s)')} >&2; exit 1; fi",
+        f"  sleep {interval:g}",
+        "done",
+    )

@@ -1,0 +1,58 @@
+"""Scheduled cleanup on a host: a systemd user timer, or a cron entry where there is none."""
+
+from __future__ import annotations
+
+from ..layout import Layout
+from ..shell import argv, quote, script
+
+SCHEDULE_FILES = ("cleanup.sh", "cleanup.service", "cleanup.timer", "cron")
+USER_UNITS = "$HOME/.config/systemd/user"  # expanded by the host's shell
+DETECT_SCHEDULER = (
+    "if command -v systemctl >/dev/null && systemctl --user show-environment >/dev/null 2>&1; "
+    "then echo systemd; else echo cron; fi"
+)
+NO_CRONTAB = "echo 'no crontab on this host (install cron, or use systemd)' >&2; exit 1"
+
+
+def _without_marker(marker: str) -> str:
+    """Our crontab without our line (every other line kept)."""
+    return f"crontab -l 2>/dev/null | grep -vF {quote(marker)} || true"
+
+
+def install_schedule(layout: Layout, unit: str, marker: str, via: str) -> str:
+    """Unpack the rendered files (a tar on stdin) into .deployer/ and activate them."""
+    steps = [
+        "umask 022",
+        argv("mkdir", "-p", layout.state),
+        f"tar -xpf - -C {quote(layout.state)} --no-same-owner",
+    ]
+    if via == "systemd":
+        steps += [
+            f'mkdir -p "{USER_UNITS}"',
+            f'cp {quote(layout.state_file("cleanup.service"))} "{USER_UNITS}"/{quote(unit + ".service")}',
+            f'cp {quote(layout.state_file("cleanup.timer"))} "{USER_UNITS}"/{quote(unit + ".timer")}',
+            "systemctl --user daemon-reload",
+            argv("systemctl", "--user", "enable", "--now", unit + ".timer"),
+        ]
+    else:
+        steps += [
+            f"command -v crontab >/dev/null || {{ {NO_CRONTAB}; }}",
+            f"{{ {_without_marker(marker)}; cat {quote(layout.state_file('cron'))}; }} | crontab -",
+        ]
+    return script(*steps)
+
+
+def remove_schedule(layout: Layout, unit: str, marker: str) -> str:
+    """Remove our crontab line and our timer, wherever either is, and the rendered files."""
+    timer, service = quote(unit + ".timer"), quote(unit + ".service")
+    return script(
+        "if command -v crontab >/dev/null; then",
+        f"  {{ {_without_marker(marker)}; }} | crontab -",
+        "fi",
+        f'if [ -f "{USER_UNITS}"/{timer} ]; then',
+        f"  systemctl --user disable --now {timer} 2>/dev/null || true",
+        f'  rm -f "{USER_UNITS}"/{timer} "{USER_UNITS}"/{service}',
+        "  systemctl --user daemon-reload 2>/dev/null || true",
+        "fi",
+        argv("rm", "-f", "--", *(layout.state_file(f) for f in SCHEDULE_FILES)),
+    )

@@ -1,0 +1,205 @@
+"""Load a stage's configuration: read and merge the files, then build one typed section
+at a time, each checked for meaning.
+
+Shape errors name the file they are in; meaning errors (a relative ``deploy_to``, a
+template outside ``templates/``) name the file and the key. Nothing here touches a host:
+bad config is rejected before the first SSH byte. Defaults come from the schema only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..schema import HOOK_PHASES, default_of, values_of
+from .files import (
+    STAGE_NAME,
+    Layers,
+    deep_merge,
+    default_stage,
+    inside_relative,
+    list_stages,
+    load_layers,
+    with_instance,
+)
+from .model import (
+    Config,
+    Healthcheck,
+    Hook,
+    Host,
+    Rollout,
+    Schedule,
+    SshOptions,
+    Template,
+    Webhook,
+)
+
+__all__ = [
+    "STAGE_NAME",
+    "Config",
+    "Healthcheck",
+    "Hook",
+    "Host",
+    "Rollout",
+    "Schedule",
+    "SshOptions",
+    "Template",
+    "Webhook",
+    "deep_merge",
+    "default_stage",
+    "inside_relative",
+    "list_stages",
+    "load",
+]
+
+URL_PLACEHOLDERS = ("sha256", "application", "stage")
+
+
+def load(root: Path, stage: str, instance: str | None = None) -> Config:
+    """Load and fully validate one stage. Raises :class:`ConfigError` naming file and key.
+
+    A template stage (one mentioning ``{instance}``) needs ``instance``, which fills in
+    every ``{instance}``: each instance is an isolated copy (its own deploy_to, lock, log)."""
+    root = root.resolve()
+    layers = load_layers(root, stage)
+    raw = with_instance(layers, instance)
+    transport = raw.get("transport", default_of("transport"))
+    artifact = values_of("artifact", raw["artifact"])
+    shared = values_of("shared", raw.get("shared"))
+    return Config(
+        root=root,
+        stage=stage,
+        application=raw["application"],
+        deploy_to=_deploy_to(layers, raw["deploy_to"], transport, root),
+        keep_releases=raw.get("keep_releases", default_of("keep_releases")),
+        transport=transport,
+        parallel=raw.get("parallel", default_of("parallel")),
+        artifact_path=root / artifact["path"],
+        artifact_build=artifact["build"],
+        max_unpacked_size=artifact["max_unpacked_size"],
+        delta=artifact["delta"],
+        artifact_url=_artifact_url(layers, artifact["url"]),
+        shared_dirs=_shared(layers, "dirs", shared["dirs"]),
+        shared_files=_shared(layers, "files", shared["files"]),
+        templates=_templates(layers, raw.get("templates") or [], root / "templates"),
+        hooks=_hooks(layers, raw.get("hooks") or {}),
+        hosts=_hosts(layers, raw.get("hosts") or [], transport),
+        ssh=_ssh(layers, raw.get("ssh"), transport),
+        vars=dict(raw.get("vars") or {}),
+        healthcheck=_healthcheck(layers, raw.get("healthcheck")),
+        rollout=_rollout(raw.get("rollout")),
+        instance=instance,
+        schedule=Schedule(**values_of("schedule", raw.get("schedule"))),
+        notify=tuple(Webhook(**values_of("notify[]", n)) for n in raw.get("notify") or []),
+    )
+
+
+def _deploy_to(layers: Layers, deploy_to: str, transport: str, root: Path) -> str:
+    """Absolute on the hosts; a local transport's is relative to the project."""
+    if transport == "ssh":
+        if not deploy_to.startswith("/"):
+            raise layers.error("deploy_to", f"must be an absolute path on the hosts, got {deploy_to!r}")
+    else:
+        deploy_to = str((root / deploy_to).resolve())
+    deploy_to = deploy_to.rstrip("/") or "/"
+    if any(ord(c) < 32 for c in deploy_to):
+        raise layers.error("deploy_to", "must not contain control characters such as newlines")
+    if deploy_to == "/":
+        raise layers.error("deploy_to", "must not be the root directory")
+    return deploy_to
+
+
+def _shared(layers: Layers, kind: str, paths: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    for index, item in enumerate(paths):
+        if not inside_relative(item):
+            raise layers.error(f"shared.{kind}[{index}]", f"must be a relative path inside shared/, got {item!r}")
+    return tuple(paths)
+
+
+def _templates(layers: Layers, items: list[dict], templates_dir: Path) -> tuple[Template, ...]:
+    """Sources inside templates/ that exist, destinations inside the release, octal modes."""
+    found = []
+    for index, item in enumerate(items):
+        key = f"templates[{index}]"
+        src = (templates_dir / item["src"]).resolve()
+        if not inside_relative(item["src"]) or templates_dir.resolve() not in src.parents:
+            raise layers.error(f"{key}.src", f"must be a path inside templates/, got {item['src']!r}")
+        if not src.is_file():
+            raise layers.error(f"{key}.src", f"templates/{item['src']} does not exist")
+        if not inside_relative(item["dest"]):
+            raise layers.error(f"{key}.dest", f"must be a relative path inside the release, got {item['dest']!r}")
+        mode = item.get("mode")
+        if mode is not None:
+            if not re.fullmatch(r"0?[0-7]{3,4}", mode):
+                raise layers.error(f"{key}.mode", f'expected an octal mode such as "0600", got {mode!r}')
+            mode = int(mode, 8)
+        found.append(Template(item["src"], item["dest"], mode))
+    return tuple(found)
+
+
+def _artifact_url(layers: Layers, url: str | None) -> str | None:
+    if url is None:
+        return None
+    if not re.match(r"^https?://[^\s]+$", url):
+        raise layers.error("artifact.url", f"must be an http:// or https:// URL, got {url!r}")
+    unknown = set(re.findall(r"{([^}]*)}", url)) - set(URL_PLACEHOLDERS)
+    if unknown:
+        known = ", ".join("{" + p + "}" for p in URL_PLACEHOLDERS)
+        raise layers.error("artifact.url", f"unknown placeholder {{{sorted(unknown)[0]}}} (known: {known})")
+    return url
+
+
+def _hosts(layers: Layers, items: list[dict], transport: str) -> tuple[Host, ...]:
+    """A local transport has one host (this machine); ssh needs at least one, none twice."""
+    hosts = tuple(Host(h["host"], h.get("port"), h.get("user"), tuple(h.get("roles", ()))) for h in items)
+    if transport == "local":
+        return hosts[:1] or (Host("localhost"),)
+    if not hosts:
+        raise layers.error("hosts", "a stage with transport ssh needs at least one host")
+    names = [h.name for h in hosts]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise layers.error(f"hosts[{index}]", f"{name} is listed twice")
+    return hosts
+
+
+def _hooks(layers: Layers, phases: dict) -> dict[str, tuple[Hook, ...]]:
+    hooks = {}
+    for phase in HOOK_PHASES:
+        found = []
+        for index, item in enumerate(phases.get(phase) or []):
+            values = values_of(f"hooks.{phase}[]", item)
+            hook = Hook(**{**values, "roles": tuple(values["roles"] or ())})
+            key = f"hooks.{phase}[{index}]"
+            if hook.local and (hook.once or hook.roles or hook.sudo):
+                raise layers.error(key, "a local hook runs once on this machine: once, roles and sudo do not apply")
+            if hook.sudo_user and not hook.sudo:
+                raise layers.error(f"{key}.sudo_user", "needs sudo: true")
+            found.append(hook)
+        hooks[phase] = tuple(found)
+    return hooks
+
+
+def _ssh(layers: Layers, given: dict | None, transport: str) -> SshOptions:
+    values = values_of("ssh", given)
+    identity = values["identity_file"]
+    if transport == "ssh" and identity and not Path(os.path.expanduser(identity)).is_file():
+        raise layers.error("ssh.identity_file", f"{identity} does not exist")
+    for key in ("connect_timeout", "command_timeout"):
+        values[key] = float(values[key])
+    return SshOptions(**values)
+
+
+def _healthcheck(layers: Layers, given: dict | None) -> Healthcheck | None:
+    if given is None:
+        return None
+    if ("command" in given) == ("url" in given):
+        raise layers.error("healthcheck", "set exactly one of command or url")
+    values = values_of("healthcheck", given)
+    return Healthcheck(**{**values, "interval": float(values["interval"]), "timeout": float(values["timeout"])})
+
+
+def _rollout(given: dict | None) -> Rollout:
+    values = values_of("rollout", given)
+    return Rollout(**{**values, "wait": float(values["wait"])})

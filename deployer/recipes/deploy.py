@@ -1,0 +1,293 @@
+"""Deploy: put a new release on every host and switch ``current`` to it.
+
+The story: check the artifact and templates locally (while the SSH handshakes run), lock
+and read each host's state, run before_deploy, upload and prepare the release
+everywhere, run after_upload and before_switch, switch batch by batch (each batch runs
+after_switch and the health check), log, clean up, unlock. Any failure before the
+switch removes the new release everywhere; any failure at or after it switches every
+host back, and the message says what was undone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import TYPE_CHECKING
+
+from .. import commands, git, plan, releaselog, templates
+from ..config import Config
+from ..errors import DeployerError, DeployFailed, Interrupted
+from ..facts import HostFacts
+from ..failures import checked, raise_failures, raise_on_failure
+from ..fleet import Fleet, SessionOpener
+from ..layout import MANIFEST_NAME
+from ..localstate import whoami
+from ..notify import notified
+from ..output import Reporter, Secrets, human_bytes
+from ..transport import Session, open_session
+from .cleanup import cleanup_after
+from .eventlog import EventLog, now_iso
+from .hooks import run_hooks
+from .summary import HostReport, Summary
+from .switch import SwitchFailed, switch_all, switch_back
+
+if TYPE_CHECKING:
+    from .. import artifact as artifacts
+    from ..upload import Upload
+
+
+def deploy(
+    config: Config,
+    reporter: Reporter,
+    opener: SessionOpener = open_session,
+    force_unlock: bool = False,
+    dry_run: bool = False,
+    ref: str | None = None,
+) -> Summary:
+    """Deploy the configured artifact to every host of the stage (built from ``ref`` if given)."""
+
+    def run() -> Summary:
+        return _deploy(config, reporter, opener, force_unlock, dry_run, ref)
+
+    return notified(config, reporter, "deploy", "success", run, dry_run)
+
+
+def _deploy(
+    config: Config, reporter: Reporter, opener: SessionOpener, force_unlock: bool, dry_run: bool, ref: str | None
+) -> Summary:
+    from .. import artifact as artifacts  # only deploys read artifacts: keep rollback's start-up light
+
+    revision: git.Revision | None = None
+
+    def prepare() -> artifacts.Artifact:
+        """Local checks, while the SSH handshakes run: a bad artifact or template fails
+        here, before anything changes on any host."""
+        nonlocal revision
+        revision = git.describe(config.root, ref)
+        art = artifacts.prepare(config, ref)
+        try:
+            for host in config.hosts:
+                templates.render_host(config, host, 0, reporter.secrets)
+        except BaseException:
+            art.discard()
+            raise
+        return art
+
+    art = None
+    try:
+        with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run, alongside=prepare) as fleet:
+            art = fleet.prepared
+            with fleet.locked("deploy", force=force_unlock) as facts:
+                return DeployRun(fleet, art, facts, revision=revision).execute()
+    finally:
+        if art is not None:
+            art.discard()
+
+
+class DeployRun:
+    """One deploy of one artifact to a connected, locked fleet whose facts were just read."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        art: artifacts.Artifact,
+        facts: dict[str, HostFacts],
+        command: str = "deploy",
+        detail: str | None = None,
+        revision: git.Revision | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self.config = fleet.config
+        self.reporter = fleet.reporter
+        self.secrets: Secrets = fleet.reporter.secrets
+        self.art = art
+        self.facts = facts
+        self.command = command
+        self.detail = detail
+        self.previous = {name: f.current for name, f in facts.items()}
+        self.previous_raw = {name: f.current_raw for name, f in facts.items()}
+        self.number = plan.next_release(facts)
+        self.log = EventLog(
+            fleet, command, sha256=art.sha256, revision=revision.label if revision else None, extra=self._extra(revision)
+        )
+        self.switched: list[str] = []
+        self.staged = False
+
+    def _extra(self, revision: git.Revision | None) -> dict:
+        extra: dict = {"author": revision.author, "subject": revision.subject} if revision and revision.subject else {}
+        if self.config.subset or len(self.fleet.names) < len(self.config.hosts):
+            extra["hosts"] = self.fleet.names  # a deploy to a subset says so in the log
+        return extra
+
+    def execute(self) -> Summary:
+        start = time.monotonic()
+        self.reporter.line(
+            f"{self.command} {self.config.application} to {self.config.stage}: release {self.number} on "
+            f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} sha256 {self.art.sha256[:12]}"
+        )
+        try:
+            self._hooks("before_deploy", None, directory=self.fleet.layout.deploy_to)
+            self.upload()
+            self._hooks("after_upload", self.number)
+            self._hooks("before_switch", self.number)
+            self.roll_out()
+        except (DeployerError, KeyboardInterrupt, SwitchFailed) as exc:
+            self.fleet.cancel.clear()
+            error = self.undo(exc)
+            self.on_failure()
+            raise error from None
+        self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._newest_previous(), detail=self.detail))
+        cleanup_after(self.fleet)
+        rows = [
+            HostReport(n, self.number, self.previous[n], "active", self.fleet.elapsed.get(n, 0.0))
+            for n in self.fleet.names
+        ]
+        seconds = time.monotonic() - start
+        return Summary(self.command, self.config.stage, self.number, rows, seconds, self.fleet.dry_run, self.log.revision)
+
+    def _hooks(self, phase: str, release: int | None, **where) -> None:
+        run_hooks(self.fleet, phase, self.command, release, self.previous, **where)
+
+    def _newest_previous(self) -> int | None:
+        values = {v for v in self.previous.values() if v is not None}
+        return max(values) if values else None
+
+    def upload(self) -> None:
+        """Every host gets the release (identical copy, delta, full upload or download),
+        its shared links, rendered templates, manifest and metadata."""
+        from ..upload import Uploader  # not needed by rollback
+
+        shas = releaselog.artifact_shas(plan.merged_log(self.facts))
+        uploader = Uploader(self.art, self.fleet.layout, self.config.delta, shas, self._artifact_url(), self.reporter)
+        self.staged = True
+        try:
+            outcomes = self.fleet.each(lambda session: self._prepare_host(session, uploader))
+        finally:
+            self.reporter.end_progress()
+            uploader.discard()
+        for outcome in outcomes:
+            result = outcome.value.describe(human_bytes) if outcome.ok else f"FAILED: {outcome.reason()}"
+            if self.fleet.dry_run and outcome.ok:
+                result = "would be " + result.replace(" sent", " to send")
+            self.reporter.step(outcome.name, "upload", result, outcome.seconds)
+        raise_failures(outcomes)
+        self.log.append(self.log.make(self.number, releaselog.STAGED, detail=self.detail))
+
+    def _prepare_host(self, session: Session, uploader) -> Upload:
+        from ..upload import IDENTICAL
+
+        upload = uploader.upload(session, self.facts[session.host.name], self.number)
+        files = templates.render_host(self.config, session.host, self.number, self.secrets)
+        if upload.mode != IDENTICAL:
+            files[MANIFEST_NAME] = (self.art.manifest_bytes(), 0o644)
+        script = commands.finish_release(
+            self.fleet.layout, self.number, self.config.shared_dirs, self.config.shared_files, self._metadata(),
+            bool(files),
+        )  # fmt: skip
+        checked(session, script, "prepare release", templates.to_tar(files) if files else None)
+        return upload
+
+    def _metadata(self) -> str:
+        """``.deployer-release.json`` in the release: what it is, from where, by whom."""
+        data = {
+            "release": self.number, "sha256": self.art.sha256, "deployed_at": now_iso(), "deployed_by": whoami(),
+            "revision": self.log.revision, "stage": self.config.stage, "application": self.config.application,
+        }  # fmt: skip
+        return json.dumps(data, sort_keys=True)
+
+    def _artifact_url(self) -> str | None:
+        url = self.config.artifact_url
+        if not url:
+            return None
+        values = {"sha256": self.art.sha256, "application": self.config.application, "stage": self.config.stage}
+        for key, value in values.items():
+            url = url.replace("{" + key + "}", value)
+        return url
+
+    def roll_out(self) -> None:
+        """Switch hosts batch by batch (one batch of all hosts unless ``rollout`` says
+        otherwise); each batch runs after_switch and the health check before the next."""
+        rollout = self.config.rollout
+        groups = plan.batches(self.fleet.names, rollout.canary, rollout.batch_size)
+        for index, group in enumerate(groups):
+            if len(groups) > 1:
+                label = "canary" if index == 0 and rollout.canary else f"batch {index + 1}/{len(groups)}"
+                self.reporter.line(f"{label}: {', '.join(group)}")
+            self._switch(group)
+            self._hooks("after_switch", self.number, names=group)
+            self.check_health(group)
+            if rollout.wait and index < len(groups) - 1:
+                self.reporter.line(f"waiting {rollout.wait:g}s before the next batch")
+                time.sleep(rollout.wait)
+
+    def _switch(self, group: list[str]) -> None:
+        """Switch one batch, remembering every host that may have switched."""
+        try:
+            switch_all(self.fleet, {n: self.number for n in group})
+            self.switched += group
+        except SwitchFailed as exc:
+            self.switched += exc.switched
+            raise
+        except BaseException:
+            # Interrupted while renames were in flight: some may have landed. Putting
+            # back a host that never switched is harmless, missing one is not.
+            self.switched += [n for n in group if n not in self.switched]
+            raise
+
+    def check_health(self, names: list[str]) -> None:
+        hc = self.config.healthcheck
+        if hc is None:
+            return
+        directory = self.fleet.layout.release(self.number)
+        script = commands.healthcheck(directory, hc.command, hc.url, hc.retries, hc.interval, hc.timeout)
+        outcomes = self.fleet.each(lambda s: s.run(script), names)
+        for outcome in outcomes:
+            healthy = outcome.ok and outcome.value.ok
+            self.reporter.step(outcome.name, "healthcheck", "healthy" if healthy else "UNHEALTHY", outcome.seconds)
+        raise_on_failure(
+            outcomes,
+            DeployFailed,
+            lambda o: f"host {o.name}: health check failed for release {self.number}: {o.value.output_tail()}",
+        )
+
+    def on_failure(self) -> None:
+        """``on_failure`` hooks always run after a failed deploy; their own failure only warns."""
+        try:
+            self._hooks("on_failure", self.number, directory=self.fleet.layout.deploy_to)
+        except DeployerError as exc:
+            self.reporter.line(f"warning: {self.secrets.mask(exc.message)}")
+
+    def undo(self, exc: BaseException) -> DeployerError:
+        """Leave the hosts as they were: switch back, run after_rollback, remove or mark the
+        release. Returns the error to raise, its message saying what was done."""
+        if isinstance(exc, SwitchFailed):
+            first = exc.failed[0]
+            error: DeployerError = DeployFailed(f"host {first.name}: switch failed: {first.reason()}")
+        elif isinstance(exc, KeyboardInterrupt):
+            error = Interrupted("interrupted")
+        else:
+            error = exc  # type: ignore[assignment]
+        notes = []
+        if self.switched:
+            notes.append(self._switch_back())
+        if self.staged:
+            if not self.switched:
+                script = commands.remove_releases(self.fleet.layout, [self.number])
+                self.fleet.each(lambda s: s.run(script))
+                notes.append(f"release {self.number} removed, current unchanged")
+            with contextlib.suppress(DeployerError):
+                failed = self.log.make(self.number, releaselog.FAILED, detail=self.secrets.mask(error.message)[:500])
+                self.log.append(failed, strict=False)
+        message = self.secrets.mask(error.message)
+        if notes:
+            message += " (" + "; ".join(notes) + ")"
+        return type(error)(message)
+
+    def _switch_back(self) -> str:
+        """Put every switched host back and run after_rollback where that worked."""
+        stuck, note = switch_back(self.fleet, self.previous_raw, self.switched, self.number)
+        back = [n for n in self.switched if n not in stuck and self.previous.get(n) is not None]
+        with contextlib.suppress(DeployerError):
+            self._hooks("after_rollback", self._newest_previous() or self.number, names=back)
+        return note

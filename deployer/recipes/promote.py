@@ -1,0 +1,150 @@
+"""Promote: deploy to one stage exactly what is live on another, without rebuilding.
+
+The release is read back from a source host as a tar of the paths its manifest lists
+(so per-host files such as rendered templates and shared links stay behind), checked
+against that manifest file by file, and deployed to the target stage under the original
+artifact's sha256, rendered with the target's own config, templates and hooks. A target
+host that already holds that artifact gets a hard-linked copy and no bytes at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+from .. import artifact as artifacts
+from .. import commands, git, plan, releaselog, templates
+from ..artifact import parse_manifest
+from ..config import Config
+from ..errors import DeployFailed
+from ..facts import HostFacts
+from ..fleet import Fleet, SessionOpener
+from ..layout import MANIFEST_NAME
+from ..notify import notified
+from ..output import Reporter
+from ..transport import open_session
+from .deploy import DeployRun
+from .summary import Summary
+
+
+def choose_source_release(stage: str, facts: dict[str, HostFacts], release: int | None) -> tuple[int, str]:
+    """The release to promote and a source host that has it; refuses on disagreement."""
+    if release is None:
+        currents = {name: f.current for name, f in facts.items()}
+        if all(c is None for c in currents.values()):
+            raise DeployFailed(f"promote: nothing is live on stage {stage} yet")
+        if len(set(currents.values())) != 1 or None in currents.values():
+            detail = ", ".join(f"{n}: {c}" for n, c in currents.items())
+            raise DeployFailed(
+                f"promote: the hosts of {stage} disagree on what is current ({detail}); name one with --release"
+            )
+        release = next(iter(currents.values()))
+    holders = [name for name, f in facts.items() if release in f.complete]
+    if not holders:
+        raise DeployFailed(f"promote: release {release} is not on any host of {stage}")
+    return release, holders[0]
+
+
+def same_content(found: dict[str, artifacts.Entry], recorded: dict[str, artifacts.Entry]) -> list[str]:
+    """Paths whose kind or content differ (modes are left out: unpacking applies the umask)."""
+    paths = set(found) | set(recorded)
+    return sorted(
+        p
+        for p in paths
+        if (found.get(p) and (found[p].kind, found[p].digest))
+        != (recorded.get(p) and (recorded[p].kind, recorded[p].digest))
+    )
+
+
+def fetch_release(
+    source: Config, reporter: Reporter, release: int | None, opener: SessionOpener
+) -> tuple[artifacts.Artifact, int, git.Revision | None]:
+    """Read the release back from a source host; returns (artifact, release number, the
+    revision it was deployed from)."""
+    with Fleet.connect(source, reporter, opener=opener) as fleet:
+        facts = fleet.probe()
+        number, holder = choose_source_release(source.stage, facts, release)
+        info = releaselog.deploy_info(plan.merged_log(facts))
+        shas = releaselog.artifact_shas(info.values())
+        if number not in shas:
+            raise DeployFailed(
+                f"promote: the release log of {source.stage} has no artifact sha256 for release {number}"
+            )
+        art = _read_verified(fleet, holder, number, f"release {number} of {source.stage}")
+    reporter.line(f"promote: release {number} of {source.stage} (sha256 {shas[number][:12]}), read from {holder}")
+    return dataclasses.replace(art, sha256=shas[number], temporary=True), number, _revision(info[number])
+
+
+def _read_verified(fleet: Fleet, holder: str, number: int, label: str) -> artifacts.Artifact:
+    """The release's artifact files as a local tar, checked file by file against the
+    release's manifest; a release changed on the server is refused."""
+    session = fleet.sessions[holder]
+    manifest = session.run(commands.read_manifest(fleet.layout, number), read_only=True)
+    if not manifest.ok or not manifest.stdout.strip():
+        raise DeployFailed(
+            f"host {holder}: release {number} has no manifest ({MANIFEST_NAME}); deploy it again before promoting"
+        )
+    handle = tempfile.NamedTemporaryFile(prefix="deployer-promote-", suffix=".tar", delete=False)
+    with handle:
+        result = session.fetch(commands.pack_release(fleet.layout, number), handle)
+    try:
+        if not result.ok:
+            raise DeployFailed(f"host {holder}: reading release {number} failed: {result.output_tail()}")
+        art = artifacts.inspect(Path(handle.name), fleet.config.max_unpacked_size, label)
+        differ = same_content(art.manifest, parse_manifest(manifest.stdout.encode()))
+        if differ:
+            raise DeployFailed(
+                f"host {holder}: release {number} was changed on the server since it was deployed "
+                f"({len(differ)} path(s), e.g. {differ[0]}); refusing to promote it"
+            )
+    except BaseException:
+        os.unlink(handle.name)
+        raise
+    return art
+
+
+def _revision(event: releaselog.Event) -> git.Revision | None:
+    """The revision a release was built from, as its deploy logged it."""
+    if not event.revision:
+        return None
+    return git.Revision(
+        event.revision.removesuffix("-dirty"),
+        str(event.extra.get("author") or ""),
+        str(event.extra.get("subject") or ""),
+        event.revision.endswith("-dirty"),
+    )
+
+
+def promote(
+    source: Config,
+    target: Config,
+    reporter: Reporter,
+    release: int | None = None,
+    opener: SessionOpener = open_session,
+    dry_run: bool = False,
+) -> Summary:
+    """Deploy to ``target`` the artifact that is current (or ``release``) on ``source``."""
+
+    def run() -> Summary:
+        return _promote(source, target, reporter, release, opener, dry_run)
+
+    return notified(target, reporter, "promote", "promote", run, dry_run)
+
+
+def _promote(
+    source: Config, target: Config, reporter: Reporter, release: int | None, opener: SessionOpener, dry_run: bool
+) -> Summary:
+    for host in target.hosts:  # the target's templates must render before anything moves
+        templates.render_host(target, host, 0, reporter.secrets)
+    art, number, revision = fetch_release(source, reporter, release, opener)
+    detail = f"from {source.stage} release {number}"
+    try:
+        with (
+            Fleet.connect(target, reporter, opener=opener, dry_run=dry_run) as fleet,
+            fleet.locked("promote") as facts,
+        ):
+            return DeployRun(fleet, art, facts, command="promote", detail=detail, revision=revision).execute()
+    finally:
+        art.discard()

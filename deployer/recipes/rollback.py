@@ -1,0 +1,78 @@
+"""Rollback: switch every host back to the previous good release, instantly (no upload).
+
+The story: lock and read each host's state, choose the target from the release log
+(skipping failed and rolled-back releases, never moving forward) and refuse if any host
+lacks it, switch the hosts not on it yet, log the rollback, run after_rollback. A switch
+that fails, or Ctrl-C, puts every host back where it was.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import plan, releaselog
+from ..config import Config
+from ..errors import DeployFailed, Interrupted
+from ..facts import HostFacts
+from ..fleet import Fleet, SessionOpener
+from ..output import Reporter
+from ..transport import open_session
+from ..notify import notified
+from .eventlog import EventLog
+from .hooks import run_hooks
+from .summary import HostReport, Summary
+from .switch import SwitchFailed, restore, switch_all, switch_back
+
+
+def rollback(
+    config: Config,
+    reporter: Reporter,
+    to: int | None = None,
+    opener: SessionOpener = open_session,
+    dry_run: bool = False,
+) -> Summary:
+    """Switch every host back to the previous good release (or ``to``), no upload."""
+
+    def run() -> Summary:
+        return _rollback(config, reporter, to, opener, dry_run)
+
+    return notified(config, reporter, "rollback", "rollback", run, dry_run)
+
+
+def _rollback(config: Config, reporter: Reporter, to: int | None, opener: SessionOpener, dry_run: bool) -> Summary:
+    start = time.monotonic()
+    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("rollback") as facts:
+        target = plan.choose_rollback(facts, to)
+        previous = {name: f.current for name, f in facts.items()}
+        reporter.line(f"rollback {config.application} on {config.stage} to release {target}")
+        _switch_or_undo(fleet, facts, {name: target for name in fleet.names if previous[name] != target}, target)
+        _log(fleet, facts, target)
+        run_hooks(fleet, "after_rollback", "rollback", target, previous)
+        rows = [HostReport(n, target, previous[n], "active", fleet.elapsed.get(n, 0.0)) for n in fleet.names]
+        return Summary("rollback", config.stage, target, rows, time.monotonic() - start, dry_run)
+
+
+def _switch_or_undo(fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, int], target: int) -> None:
+    """Switch, or put back every host that switched and raise what happened."""
+    previous_raw = {name: f.current_raw for name, f in facts.items()}
+    try:
+        switch_all(fleet, todo)
+    except SwitchFailed as exc:
+        _, note = switch_back(fleet, previous_raw, exc.switched, target)
+        first = exc.failed[0]
+        raise DeployFailed(f"host {first.name}: rollback switch failed: {first.reason()} ({note})") from None
+    except KeyboardInterrupt:
+        fleet.cancel.clear()
+        restore(fleet, previous_raw, list(todo), target)
+        raise Interrupted("interrupted; hosts switched back to where they were") from None
+
+
+def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int) -> None:
+    """The target is active again; only releases newer than it were rolled back *from*:
+    rolling forward (``--to`` a newer release) does not make the one we leave bad."""
+    log = EventLog(fleet, "rollback")
+    sha = releaselog.artifact_shas(plan.merged_log(facts))
+    events = [log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))]
+    left = {f.current for f in facts.values() if f.current is not None and f.current > target}
+    events += [log.make(old, releaselog.ROLLED_BACK) for old in sorted(left)]
+    log.append(*events)

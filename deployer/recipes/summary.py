@@ -1,0 +1,48 @@
+"""The final table of deploy, rollback and promote, and its ``--json`` shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class HostReport:
+    """One row of the final summary."""
+
+    host: str
+    release: int | None
+    previous: int | None
+    status: str
+    seconds: float = 0.0
+
+
+@dataclass
+class Summary:
+    command: str
+    stage: str
+    release: int | None
+    rows: list[HostReport] = field(default_factory=list)
+    seconds: float = 0.0
+    dry_run: bool = False
+    revision: str | None = None
+
+    def to_dict(self) -> dict:
+        """The documented ``--json`` shape of deploy, rollback and promote."""
+        return {
+            "ok": True,
+            "command": self.command,
+            "stage": self.stage,
+            "release": self.release,
+            "dry_run": self.dry_run,
+            "seconds": round(self.seconds, 3),
+            "hosts": [
+                {
+                    "host": r.host,
+                    "release": r.release,
+                    "previous": r.previous,
+                    "status": r.status,
+                    "seconds": round(r.seconds, 3),
+                }
+                for r in self.rows
+            ],
+        }

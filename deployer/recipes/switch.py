@@ -1,0 +1,84 @@
+"""Switching ``current`` on many hosts, and putting it back exactly as it was.
+
+A switch is all or nothing for the caller: if any host fails, :class:`SwitchFailed`
+says which hosts did switch, so the caller can put them back with :func:`switch_back`.
+"""
+
+from __future__ import annotations
+
+import secrets as token_source
+from collections.abc import Sequence
+
+from .. import commands
+from ..failures import checked
+from ..fleet import Fleet
+from ..layout import current_target
+from ..runner import Outcome
+from ..transport import Session
+
+
+class SwitchFailed(Exception):
+    """Some hosts did not switch; ``switched`` lists those that did."""
+
+    def __init__(self, switched: list[str], failed: list[Outcome]) -> None:
+        super().__init__("switch failed")
+        self.switched = switched
+        self.failed = failed
+
+
+def switch_all(fleet: Fleet, targets: dict[str, int], step: str = "switch") -> list[str]:
+    """Switch ``current`` on each named host to its target release; raises SwitchFailed
+    when any host fails. Returns the hosts switched."""
+    token_for = {name: token_source.token_hex(6) for name in targets}
+
+    def one(session: Session):
+        name = session.host.name
+        return checked(session, commands.switch(fleet.layout, targets[name], token_for[name]), step)
+
+    outcomes = fleet.each(one, list(targets))
+    for outcome in outcomes:
+        if outcome.ok:
+            fleet.reporter.step(outcome.name, step, f"current -> releases/{targets[outcome.name]}", outcome.seconds)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise SwitchFailed([o.name for o in outcomes if o.ok], failed)
+    return list(targets)
+
+
+def restore(fleet: Fleet, previous: dict[str, str], names: Sequence[str], from_release: int) -> list[str]:
+    """Put ``current`` back exactly where it pointed on each host (a release, or a link
+    someone made by hand), or remove it after a first deploy. Returns the hosts where that
+    was impossible."""
+
+    def step(session: Session):
+        before = previous.get(session.host.name) or ""
+        if not before:
+            return checked(session, commands.unswitch(fleet.layout, from_release), "switch back")
+        script = commands.point_current(fleet.layout, before, token_source.token_hex(6))
+        return checked(session, script, "switch back")
+
+    def done(outcome: Outcome) -> str:
+        before = previous.get(outcome.name)
+        return f"current -> {before}" if before else "current removed"
+
+    outcomes = fleet.each_reported("switch back", step, done, names, strict=False)
+    return [o.name for o in outcomes if not o.ok]
+
+
+def switch_back(fleet: Fleet, previous: dict[str, str], names: Sequence[str], release: int) -> tuple[list[str], str]:
+    """:func:`restore` the named hosts; returns the hosts left on ``release`` and a note
+    for the error message saying exactly which host now runs what."""
+    stuck = restore(fleet, previous, names, release)
+    if not stuck:
+        return stuck, "every host was switched back"
+    return stuck, f"could NOT switch back: {', '.join(stuck)}; " + who_runs_what(fleet.names, stuck, release, previous)
+
+
+def who_runs_what(names: Sequence[str], stuck: Sequence[str], new: int, previous: dict[str, str]) -> str:
+    """After a failed switch-back: exactly which host now runs which release."""
+
+    def running(name: str) -> str:
+        target = current_target(new) if name in stuck else previous.get(name)
+        return target or "no release"
+
+    return "hosts now run: " + ", ".join(f"{n}: {running(n)}" for n in names)
