@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in written:
         print(f"created {path.relative_to(root)}")
     print(
-        "next: edit config/staging.yml, then `invoke check --stage=staging` and `invoke deploy --stage=staging`"
+        "next: edit config/staging.yml, then `invoke check --stage=staging` "
+        "and `invoke deploy --stage=staging`"
     )
     return 0
 

@@ -198,7 +198,8 @@ def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
                     unpacked += max(member.size, 0)
                     if unpacked > max_unpacked:
                         raise ArtifactError(
-                            f"{label}: refused: expands past artifact.max_unpacked_size ({max_unpacked} bytes)"
+                            f"{label}: refused: expands past artifact.max_unpacked_size "
+                            f"({max_unpacked} bytes)"
                         )
                     name = clean_name(member.name)
                     if name:
@@ -243,7 +244,10 @@ def write_delta(art: Artifact, send: set[str], removed: list[str]) -> Path:
     """A gzipped tar of only the members in ``send``, plus the list of paths not to reuse, in
     a temp file (streamed from the artifact, never held in memory). Always gzipped (level
     1): cheap, and it squeezes out tar's padding, which dominates small deltas."""
-    handle = tempfile.NamedTemporaryFile(prefix="deployer-delta-", suffix=".tar", delete=False)
+    # Kept past closing (delete=False) on purpose: the caller streams it, then unlinks it.
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
+        prefix="deployer-delta-", suffix=".tar", delete=False
+    )
     try:
         with handle, art.path.open("rb") as source:
             sink = gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=1, mtime=0)
@@ -316,7 +320,8 @@ def _prepare_in(config: Config, root: Path) -> Artifact:
     if path.is_dir():
         if not any(path.iterdir()):
             raise ArtifactError(f"{label}: the directory is empty")
-        handle = tempfile.NamedTemporaryFile(prefix="deployer-", suffix=".tar", delete=False)
+        # Kept past closing on purpose: it is the artifact until ``discard``.
+        handle = tempfile.NamedTemporaryFile(prefix="deployer-", suffix=".tar", delete=False)  # noqa: SIM115
         try:
             with handle:
                 pack_directory(path, handle)

@@ -36,14 +36,20 @@ class Flag:
 
 
 FLAGS = {
-    "stage": Flag(None, "Stage: config/<stage>.yml (default: $DEPLOYER_STAGE, else default_stage in config/deploy.yml)."),
+    "stage": Flag(
+        None, "Stage: config/<stage>.yml (default: $DEPLOYER_STAGE, else default_stage in config/deploy.yml)."
+    ),
     "instance": Flag(None, "For a template stage (one using {instance}, e.g. review apps): which instance."),
-    "hosts": Flag(None, "Only these hosts (comma-separated names as in the config, e.g. web1 or 10.0.0.5:2222)."),
+    "hosts": Flag(
+        None, "Only these hosts (comma-separated names as in the config, e.g. web1 or 10.0.0.5:2222)."
+    ),
     "roles": Flag(None, "Only hosts with one of these roles (comma-separated)."),
     "json": Flag(False, "Print one JSON document (documented shape) instead of text."),
     "verbose": Flag(False, "Print every remote command as it runs (secrets masked)."),
     "quiet": Flag(False, "Print only errors and the final line."),
-    "dry_run": Flag(False, "Connect and read the hosts, then print every command that would run; change nothing."),
+    "dry_run": Flag(
+        False, "Connect and read the hosts, then print every command that would run; change nothing."
+    ),
 }
 TARGET = ("stage", "instance", "hosts", "roles")  # which hosts a task works on
 OUTPUT = ("json", "verbose", "quiet")
@@ -89,7 +95,9 @@ class TaskSpec:
 def _deploy(call: Call, config, reporter) -> None:
     from .recipes.deploy import deploy
 
-    summary = deploy(config, reporter, force_unlock=call["force_unlock"], dry_run=call["dry_run"], ref=call["ref"])
+    summary = deploy(
+        config, reporter, force_unlock=call["force_unlock"], dry_run=call["dry_run"], ref=call["ref"]
+    )
     _summary(reporter, summary)
 
 
@@ -168,7 +176,11 @@ def _destroy(call: Call, config, reporter) -> None:
             2,
         )
     if not call["yes"]:
-        raise Exit(f"error: destroy: this removes {config.deploy_to} on {len(config.hosts)} host(s); add --yes to confirm", 2)
+        raise Exit(
+            f"error: destroy: this removes {config.deploy_to} on {len(config.hosts)} host(s); "
+            "add --yes to confirm",
+            2,
+        )
     destroy(config, reporter)
 
 
@@ -178,53 +190,75 @@ def _unlock(call: Call, config, reporter) -> None:
     unlock(config, reporter)
 
 
-REF = "Build from this git branch, tag or commit (git archive; the working tree is not used)."
+OWN = {  # flags only some tasks take
+    "ref": Flag(
+        None, "Build from this git branch, tag or commit (git archive; the working tree is not used)."
+    ),
+    "force_unlock": Flag(False, "First break a stale lock left by a killed deploy (shows its holder)."),
+    "to": Flag(None, "Release number to roll back to (default: the previous good one)."),
+    "from_": Flag(None, "The stage whose current release is promoted."),
+    "to_stage": Flag(None, "The stage it is deployed to."),
+    "release": Flag(None, "Promote this release of the source stage instead of its current one."),
+    "limit": Flag(None, "Show the last N events (default 50, 0 for all)."),
+    "compare": Flag("HEAD", "Compare with this ref (default HEAD)."),
+    "schedule": Flag(False, "Install on each host a systemd timer (or cron entry) that cleans up regularly."),
+    "unschedule": Flag(False, "Remove that scheduled cleanup."),
+    "yes": Flag(False, "Really remove the instance."),
+}
+
+
+def _own(*names: str) -> dict[str, Flag]:
+    """Own flags by name; ``to_stage`` and ``compare`` are ``--to`` and ``--ref`` with
+    another meaning."""
+    renamed = {"to_stage": "to", "compare": "ref"}
+    return {renamed.get(n, n): OWN[n] for n in names}
+
+
 TASKS = (
     TaskSpec(
         "deploy", "Deploy the artifact to every host of a stage (build, upload, hooks, atomic switch).",
-        (*TARGET, "ref", "dry_run", "force_unlock", *OUTPUT), _deploy,
-        own={"ref": Flag(None, REF),
-             "force_unlock": Flag(False, "First break a stale lock left by a killed deploy (shows its holder).")},
+        (*TARGET, "ref", "dry_run", "force_unlock", *OUTPUT), _deploy, own=_own("ref", "force_unlock"),
     ),
     TaskSpec(
         "rollback", "Switch every host back to the previous good release, instantly (no upload).",
-        ("stage", "instance", "to", "hosts", "roles", "dry_run", *OUTPUT), _rollback,
-        own={"to": Flag(None, "Release number to roll back to (default: the previous good one).")},
+        ("stage", "instance", "to", "hosts", "roles", "dry_run", *OUTPUT), _rollback, own=_own("to"),
         check=lambda call: call.number("to") and None,
     ),
     TaskSpec(
         "promote", "Deploy to --to exactly the artifact live on --from (same sha256), no rebuild.",
-        ("from_", "to", "release", "dry_run", *OUTPUT), _promote,
-        own={"from_": Flag(None, "The stage whose current release is promoted."),
-             "to": Flag(None, "The stage it is deployed to."),
-             "release": Flag(None, "Promote this release of the source stage instead of its current one.")},
+        ("from_", "to", "release", "dry_run", *OUTPUT), _promote, own=_own("from_", "to_stage", "release"),
         check=_check_promote, stage_flag="to",
     ),
-    TaskSpec("releases", "List each host's releases: current, status, when and by whom, sha256.",
-             (*TARGET, "json"), _releases),
+    TaskSpec(
+        "releases", "List each host's releases: current, status, when and by whom, sha256.",
+        (*TARGET, "json"), _releases,
+    ),
     TaskSpec(
         "history", "List every event of a stage: deploys, rollbacks, cleanups, failures.",
-        (*TARGET, "json", "limit"), _history,
-        own={"limit": Flag(None, "Show the last N events (default 50, 0 for all).")},
+        (*TARGET, "json", "limit"), _history, own=_own("limit"),
         check=lambda call: call.number("limit") and None,
     ),
     TaskSpec(
         "pending", "List the commits between what is live on a stage and a local ref.",
-        (*TARGET, "ref", "json"), _pending, own={"ref": Flag("HEAD", "Compare with this ref (default HEAD).")},
+        (*TARGET, "ref", "json"), _pending, own=_own("compare"),
     ),
     TaskSpec(
         "cleanup", "Remove old releases beyond keep_releases (never current or the rollback target).",
-        (*TARGET, "dry_run", "schedule", "unschedule", *OUTPUT), _cleanup,
-        own={"schedule": Flag(False, "Install on each host a systemd timer (or cron entry) that cleans up regularly."),
-             "unschedule": Flag(False, "Remove that scheduled cleanup.")},
+        (*TARGET, "dry_run", "schedule", "unschedule", *OUTPUT), _cleanup, own=_own("schedule", "unschedule"),
         check=_check_cleanup,
     ),
-    TaskSpec("check", "Reach every host and verify permissions, free disk and layout; change nothing.",
-             (*TARGET, "json", "verbose"), _check),
-    TaskSpec("destroy", "Remove an instance of a template stage (a review app) from every host.",
-             (*TARGET, "yes"), _destroy, own={"yes": Flag(False, "Really remove the instance.")}),
-    TaskSpec("unlock", "Break a stale deploy lock on every host, showing who held it and since when.",
-             TARGET, _unlock),
+    TaskSpec(
+        "check", "Reach every host and verify permissions, free disk and layout; change nothing.",
+        (*TARGET, "json", "verbose"), _check,
+    ),
+    TaskSpec(
+        "destroy", "Remove an instance of a template stage (a review app) from every host.",
+        (*TARGET, "yes"), _destroy, own=_own("yes"),
+    ),
+    TaskSpec(
+        "unlock", "Break a stale deploy lock on every host, showing who held it and since when.",
+        TARGET, _unlock,
+    ),
 )  # fmt: skip
 
 
@@ -248,7 +282,9 @@ def _stage(root: Path, stage: str | None) -> str:
     chosen = stage or os.environ.get("DEPLOYER_STAGE") or cfg.default_stage(root)
     if not chosen:
         stages = ", ".join(cfg.list_stages(root)) or "none"
-        raise ConfigError(f"--stage: no stage given and no default_stage in config/deploy.yml (stages: {stages})")
+        raise ConfigError(
+            f"--stage: no stage given and no default_stage in config/deploy.yml (stages: {stages})"
+        )
     return chosen
 
 
@@ -269,10 +305,13 @@ def select_hosts(config, hosts: str | None, roles: str | None):
     chosen = tuple(
         h
         for h in config.hosts
-        if (not wanted or h.name in wanted or h.host in wanted) and (not wanted_roles or wanted_roles & set(h.roles))
+        if (not wanted or h.name in wanted or h.host in wanted)
+        and (not wanted_roles or wanted_roles & set(h.roles))
     )
     if not chosen:
-        raise ConfigError(f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}")
+        raise ConfigError(
+            f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}"
+        )
     return dataclasses.replace(config, hosts=chosen, subset=len(chosen) < len(config.hosts))
 
 
@@ -332,7 +371,10 @@ def _make_task(spec: TaskSpec, root: Path) -> Task:
         _run(root, _options(spec, call), lambda config, reporter: spec.action(call, config, reporter))
 
     context = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=flags[n].default) for n in spec.flags]
+    params = [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=flags[n].default)
+        for n in spec.flags
+    ]
     body.__signature__ = inspect.Signature([context, *params])  # type: ignore[attr-defined]
     body.__name__ = body.__qualname__ = spec.name
     body.__doc__ = f"{spec.doc}\n\n{EXIT_CODES}"

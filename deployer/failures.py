@@ -8,7 +8,7 @@ message names every other host that failed too.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import DeployerError, DeployFailed
 from .runner import Outcome

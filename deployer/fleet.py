@@ -11,9 +11,9 @@ import os
 import secrets as token_source
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from . import commands
 from .config import Config, Host
@@ -245,7 +245,9 @@ class Fleet:
         self.each(lambda s: s.run(commands.release_lock(self.layout, ours[s.host.name])), list(ours))
         for name, token in ours.items():
             left.forget(token)
-            self.reporter.step(name, "lock", "released a lock an earlier run had to leave when this host dropped out")
+            self.reporter.step(
+                name, "lock", "released a lock an earlier run had to leave when this host dropped out"
+            )
         retried = {o.name: o for o in self.each(lambda s: s.run(script), list(ours))}
         return [retried.get(o.name, o) for o in outcomes]
 

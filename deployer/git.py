@@ -28,9 +28,8 @@ class Revision:
 def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise ArtifactError(
-            f"git {' '.join(args[:2])}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}"
-        )
+        last_line = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+        raise ArtifactError(f"git {' '.join(args[:2])}: {last_line}")
     return proc
 
 
@@ -59,7 +58,7 @@ def describe(root: Path, ref: str | None = None) -> Revision | None:
     proc = _git(root, "log", "-1", "--format=%H%n%an%n%s", target, check=False)
     if proc.returncode != 0:
         return None
-    sha, author, subject = (proc.stdout.split("\n") + ["", ""])[:3]
+    sha, author, subject = [*proc.stdout.split("\n"), "", ""][:3]
     dirty = False
     if ref is None:
         dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no", check=False).stdout.strip())

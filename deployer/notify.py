@@ -12,6 +12,7 @@ from typing import Any
 from .config import Config
 from .localstate import whoami
 
+
 @dataclass
 class Notifier:
     config: Config

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 
-
 class Secrets:
     """Values that must never be printed or logged."""
 
@@ -89,7 +88,7 @@ class Reporter:
         widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
         emit = self.final if final else self.line
         for index, row in enumerate(cells):
-            emit("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            emit("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
             if index == 0:
                 emit("  " + "  ".join("-" * w for w in widths))
 

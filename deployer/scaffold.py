@@ -44,7 +44,8 @@ vars:
   greeting: Hello
 """
 
-STAGE = """# The {stage} stage: `invoke deploy --stage={stage}`. Check it first: `invoke check --stage={stage}`.
+STAGE = """# The {stage} stage: `invoke deploy --stage={stage}`.
+# Check it first: `invoke check --stage={stage}`.
 deploy_to: /srv/{name}
 hosts:
   - host: {stage}.example.com   # a name from ~/.ssh/config works too

@@ -1,199 +1,28 @@
-"""The config schema as data: validation walks it, and the reference docs can be generated from it.
+"""The config schema as data: the one home of every key, its type, default and documentation.
 
-Each node checks one value's shape and raises :class:`ShapeError` with the key path
-(``hosts[0].port``) and what was expected, so messages read like
-``config/production.yml: hosts[0].port: expected an integer from 1 to 65535, got 'abc'``.
+Validation walks it (:mod:`deployer.shapes`), :mod:`deployer.config` takes every default
+from it, and both the reference docs (``docs/configuration.md``) and the JSON Schema that
+editors use are generated from it, so none of them can drift from what the tool accepts.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from .shapes import AnyMap, Bool, CountOrShare, Enum, Int, List, Map, Node, Number, ShapeError, Str
 
-class ShapeError(Exception):
-    """A value does not have the shape the schema asks for."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-@dataclass(frozen=True)
-class Node:
-    """Base of schema nodes: a description for the docs and an optional default."""
-
-    doc: str = ""
-    default: Any = None
-
-    def check(self, value: Any, path: str) -> None:
-        raise NotImplementedError
-
-    def type_name(self) -> str:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Str(Node):
-    non_empty: bool = True
-
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, str):
-            raise ShapeError(path, f"expected a string, got {_show(value)}")
-        if self.non_empty and not value.strip():
-            raise ShapeError(path, "must not be empty")
-        if "\0" in value:
-            raise ShapeError(path, "must not contain a NUL byte")
-
-    def type_name(self) -> str:
-        return "string"
-
-
-@dataclass(frozen=True)
-class Int(Node):
-    minimum: int | None = None
-    maximum: int | None = None
-
-    def check(self, value: Any, path: str) -> None:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if ok and self.minimum is not None and value < self.minimum:
-            ok = False
-        if ok and self.maximum is not None and value > self.maximum:
-            ok = False
-        if not ok:
-            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
-
-    def type_name(self) -> str:
-        if self.minimum is not None and self.maximum is not None:
-            return f"an integer from {self.minimum} to {self.maximum}"
-        if self.minimum is not None:
-            return f"an integer of at least {self.minimum}"
-        return "an integer"
-
-
-@dataclass(frozen=True)
-class Number(Node):
-    minimum: float = 0.0
-    zero_ok: bool = False
-
-    def check(self, value: Any, path: str) -> None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or value < self.minimum or (value == self.minimum and not self.zero_ok):
-            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
-
-    def type_name(self) -> str:
-        if self.zero_ok:
-            return f"a number of at least {self.minimum:g}"
-        return f"a number above {self.minimum:g}"
-
-
-@dataclass(frozen=True)
-class Bool(Node):
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, bool):
-            raise ShapeError(path, f"expected true or false, got {_show(value)}")
-
-    def type_name(self) -> str:
-        return "true or false"
-
-
-@dataclass(frozen=True)
-class Enum(Node):
-    choices: tuple[str, ...] = ()
-
-    def check(self, value: Any, path: str) -> None:
-        if value not in self.choices:
-            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
-
-    def type_name(self) -> str:
-        return "one of " + ", ".join(self.choices)
-
-
-@dataclass(frozen=True)
-class CountOrShare(Node):
-    """A number of hosts (``2``) or a share of them (``"25%"``)."""
-
-    def check(self, value: Any, path: str) -> None:
-        count = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        share = isinstance(value, str) and re.fullmatch(r"(100|[1-9][0-9]?)%", value) is not None
-        if not (count or share):
-            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
-
-    def type_name(self) -> str:
-        return "a host count of at least 1, or a share such as 25%"
-
-
-@dataclass(frozen=True)
-class List(Node):
-    item: Node = field(default_factory=Str)
-
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, list):
-            raise ShapeError(path, f"expected a list, got {_show(value)}")
-        for index, item in enumerate(value):
-            self.item.check(item, f"{path}[{index}]")
-
-    def type_name(self) -> str:
-        return f"a list of {self.item.type_name()}"
-
-
-@dataclass(frozen=True)
-class AnyMap(Node):
-    """A mapping with free keys (template ``vars``)."""
-
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, dict):
-            raise ShapeError(path, f"expected a mapping, got {_show(value)}")
-        for key in value:
-            if not isinstance(key, str):
-                raise ShapeError(_join(path, str(key)), "keys must be strings")
-
-    def type_name(self) -> str:
-        return "a mapping"
-
-
-@dataclass(frozen=True)
-class Map(Node):
-    """A mapping with known keys: unknown keys are errors (typos must not pass silently)."""
-
-    fields: dict[str, Node] = field(default_factory=dict)
-    required: tuple[str, ...] = ()
-
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, dict):
-            raise ShapeError(path or "(top level)", f"expected a mapping, got {_show(value)}")
-        for key, item in value.items():
-            if key not in self.fields:
-                known = ", ".join(sorted(self.fields))
-                raise ShapeError(_join(path, str(key)), f"unknown key (known keys: {known})")
-            self.fields[key].check(item, _join(path, key))
-
-    def check_required(self, value: dict, path: str = "") -> None:
-        """Required keys are checked on the merged config, where every file has had its say."""
-        for key in self.required:
-            if key not in value:
-                raise ShapeError(_join(path, key), "required key is missing")
-        for key, node in self.fields.items():
-            if isinstance(node, Map) and isinstance(value.get(key), dict):
-                node.check_required(value[key], _join(path, key))
-            if isinstance(node, List) and isinstance(node.item, Map):
-                for index, item in enumerate(value.get(key) or []):
-                    node.item.check_required(item, f"{_join(path, key)}[{index}]")
-
-    def type_name(self) -> str:
-        return "a mapping"
-
+__all__ = [
+    "HOOK_PHASES",
+    "SCHEMA",
+    "AnyMap",
+    "List",
+    "Map",
+    "Node",
+    "ShapeError",
+    "default_of",
+    "node_at",
+    "values_of",
+]
 
 HOOK = Map(
     doc="A command run at one point of a deploy, rollback or promote.",
@@ -202,7 +31,8 @@ HOOK = Map(
             doc="Shell command, run by /bin/sh (in the release directory on hosts, the project root locally)."
         ),
         "once": Bool(
-            doc="Run on one host only: the first with role `db` (among `roles`, if set), else the first host.",
+            doc="Run on one host only: the first with role `db` (among `roles`, if set), "
+            "else the first host.",
             default=False,
         ),
         "roles": List(item=Str(), doc="Run only on hosts with one of these roles (default: all)."),
@@ -226,7 +56,9 @@ HOOK_DOCS = {
     "after_upload": "Every host has the new release; nothing is switched yet. A failure stops the deploy.",
     "before_switch": "Migrations: a failure switches nothing anywhere and removes the new release.",
     "after_switch": "After each batch switched (restart services); a failure switches every host back.",
-    "after_rollback": "After a rollback, or after a failed deploy was switched back, in the release now current.",
+    "after_rollback": (
+        "After a rollback, or after a failed deploy was switched back, in the release now current."
+    ),
     "on_failure": "Always after a failed deploy (in deploy_to); its own failure is only a warning.",
 }
 
@@ -254,10 +86,12 @@ SCHEMA = Map(
                     minimum=1, doc="Refuse archives that expand past this many bytes.", default=4 * 1024**3
                 ),
                 "url": Str(
-                    doc="Pull mode: each host downloads the artifact from this URL ({sha256}, {application}, {stage} are filled in) and verifies its sha256."
+                    doc="Pull mode: each host downloads the artifact from this URL ({sha256}, "
+                    "{application}, {stage} are filled in) and verifies its sha256."
                 ),
                 "delta": Bool(
-                    doc="Send only changed files; unchanged ones are hard-linked from the host's previous release.",
+                    doc="Send only changed files; unchanged ones are hard-linked from the host's "
+                    "previous release.",
                     default=True,
                 ),
             },
@@ -320,7 +154,8 @@ SCHEMA = Map(
             },
         ),
         "healthcheck": Map(
-            doc="Checked on each host after its switch (and after_switch hooks); a failure rolls every switched host back.",
+            doc="Checked on each host after its switch (and after_switch hooks); "
+            "a failure rolls every switched host back.",
             fields={
                 "command": Str(doc="A command run on the host, in the new release; exit 0 means healthy."),
                 "url": Str(

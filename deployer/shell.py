@@ -33,3 +33,9 @@ def script(*commands: str) -> str:
 def env_prefix(env: dict[str, str]) -> str:
     """``export`` statements for an environment, values quoted."""
     return lines(f"export {name}={quote(value)}" for name, value in env.items())
+
+
+def or_fail(test: str, message: str, code: int) -> str:
+    """``test``, or print ``message`` on stderr and exit ``code`` (a named exit code the
+    deploying machine branches on)."""
+    return f"{test} || {{ echo {quote(message)} >&2; exit {int(code)}; }}"

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 from ..layout import TMP_LINK_PREFIX, Layout, current_target
-from ..shell import argv, quote, script
+from ..shell import argv, or_fail, quote, script
 from .codes import EXIT_NOT_A_RELEASE
 
 
@@ -23,7 +23,9 @@ def switch(layout: Layout, number: int, token: str) -> str:
     ``mv -T``), so a reader sees either the old or the new target, never neither; the
     result is verified with ``readlink``.
     """
-    check = f"[ -d {quote(layout.release(number))} ] || {{ echo {quote(f'release {number} is not on this host')} >&2; exit {EXIT_NOT_A_RELEASE}; }}"
+    check = or_fail(
+        f"[ -d {quote(layout.release(number))} ]", f"release {number} is not on this host", EXIT_NOT_A_RELEASE
+    )
     return point_current(layout, current_target(number), token, check)
 
 
@@ -45,5 +47,3 @@ def unswitch(layout: Layout, number: int) -> str:
         f'if [ "$(readlink {quote(layout.current)})" = {quote(current_target(number))} ]; '
         f"then rm -f {quote(layout.current)}; fi"
     )
-
-

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 from ..layout import EXCLUDE_LIST, MANIFEST_NAME, Layout, shared_link_target
-from ..shell import argv, quote, script
+from ..shell import argv, or_fail, quote, script
 from .codes import EXIT_MISSING_SHARED, EXIT_NO_MANIFEST, EXIT_RELEASE_EXISTS
 
 
@@ -16,7 +16,7 @@ def _new_release(layout: Layout, number: int) -> list[str]:
     return [
         "umask 022",
         argv("mkdir", "-p", layout.releases),
-        f"mkdir {release} 2>/dev/null || {{ echo 'release directory exists already' >&2; exit {EXIT_RELEASE_EXISTS}; }}",
+        or_fail(f"mkdir {release} 2>/dev/null", "release directory exists already", EXIT_RELEASE_EXISTS),
     ]
 
 
@@ -63,7 +63,9 @@ def clone_release(layout: Layout, base: int, number: int, delta: bool) -> str:
         return f"gzip -dc {manifest} | awk '{kinds}' | cut -d' ' -f4- | grep -vxF -f {exclude}"
 
     steps = [
-        f"gzip -t {manifest} 2>/dev/null || {{ echo 'release {base} has no usable manifest' >&2; exit {EXIT_NO_MANIFEST}; }}",
+        or_fail(
+            f"gzip -t {manifest} 2>/dev/null", f"release {base} has no usable manifest", EXIT_NO_MANIFEST
+        ),
         *_new_release(layout, number),
     ]
     if delta:
@@ -140,9 +142,7 @@ def link_shared(layout: Layout, number: int, dirs: Iterable[str], files: Iterabl
     steps = [argv("mkdir", "-p", layout.shared_path(d)) for d in dirs]
     for path in files:
         shared = quote(layout.shared_path(path))
-        steps.append(
-            f"[ -f {shared} ] || {{ echo {quote('missing shared file: shared/' + path)} >&2; exit {EXIT_MISSING_SHARED}; }}"
-        )
+        steps.append(or_fail(f"[ -f {shared} ]", f"missing shared file: shared/{path}", EXIT_MISSING_SHARED))
     for path in dirs + files:
         inside = str(PurePosixPath(release, path))
         parent = str(PurePosixPath(inside).parent)
@@ -180,8 +180,6 @@ def remove_releases(layout: Layout, numbers: Iterable[int]) -> str:
     """Delete release directories by number (never anything else)."""
     paths = [layout.release(n) for n in sorted(set(numbers))]
     return argv("rm", "-rf", "--", *paths) if paths else "true"
-
-
 
 
 def pack_release(layout: Layout, number: int) -> str:

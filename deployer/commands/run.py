@@ -36,7 +36,9 @@ def healthcheck(
         "while :; do",
         f"  if timeout {timeout:g} sh -c {quote(probe)}; then exit 0; fi",
         "  i=$((i+1))",
-        f"  if [ $i -ge {int(retries)} ]; then echo {quote(f'unhealthy after {retries} attempt(s)')} >&2; exit 1; fi",
+        f"  if [ $i -ge {int(retries)} ]; then",
+        f"    echo {quote(f'unhealthy after {retries} attempt(s)')} >&2; exit 1",
+        "  fi",
         f"  sleep {interval:g}",
         "done",
     )

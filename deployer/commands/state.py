@@ -55,8 +55,6 @@ def append_log(layout: Layout, lines: Iterable[str]) -> str:
     return script(*steps)
 
 
-
-
 def probe(layout: Layout) -> str:
     """Print the state of ``deploy_to`` as tagged lines (parsed by
     :func:`deployer.facts.parse_probe`), the release log last; changes nothing."""
@@ -72,7 +70,9 @@ def probe(layout: Layout) -> str:
             f"  if {complete_if}; then s={COMPLETE}; else s={PARTIAL}; fi",
             '  printf "release %s %s\\n" "$s" "${r##*/}"',
             "done",
-            f'for t in {quote(layout.tmp_link(""))}*; do [ -L "$t" ] && printf "tmplink %s\\n" "${{t##*/}}"; done',
+            f"for t in {quote(layout.tmp_link(''))}*; do",
+            '  [ -L "$t" ] && printf "tmplink %s\\n" "${t##*/}"',
+            "done",
             f'if [ -d {quote(layout.lock)} ]; then printf "lock %s\\n" '
             f'"$(head -c 4000 {quote(layout.lock_info)} 2>/dev/null | tr "\\n" " ")"; fi',
             f"echo {quote(LOG_MARKER)}",
@@ -88,11 +88,13 @@ def check(layout: Layout, shared_files: Iterable[str]) -> str:
         f"D={quote(layout.deploy_to)}",
         'P="$D"; while [ ! -e "$P" ]; do P=$(dirname "$P"); done',
         'if [ -w "$P" ] && [ -x "$P" ]; then echo "writable yes $P"; else echo "writable no $P"; fi',
-        "printf \"free_kb %s\\n\" \"$(df -Pk \"$P\" | awk 'NR==2 {print $4}')\"",
+        'printf "free_kb %s\\n" "$(df -Pk "$P" | awk \'NR==2 {print $4}\')"',
         'for t in tar mv readlink mkdir ln; do command -v $t >/dev/null 2>&1 || echo "missing_tool $t"; done',
         'mv --help 2>&1 | grep -q -- "-T" || echo "missing_tool mv -T (GNU coreutils)"',
     ]
     for path in shared_files:
-        lines.append(f"[ -f {quote(layout.shared_path(path))} ] || printf 'missing_shared %s\\n' {quote(path)}")
+        lines.append(
+            f"[ -f {quote(layout.shared_path(path))} ] || printf 'missing_shared %s\\n' {quote(path)}"
+        )
     lines.append(f"echo {quote(CHECK_MARKER)}")
     return "\n".join(lines) + "\n" + probe(layout)

@@ -113,7 +113,9 @@ def _deploy_to(layers: Layers, deploy_to: str, transport: str, root: Path) -> st
 def _shared(layers: Layers, kind: str, paths: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     for index, item in enumerate(paths):
         if not inside_relative(item):
-            raise layers.error(f"shared.{kind}[{index}]", f"must be a relative path inside shared/, got {item!r}")
+            raise layers.error(
+                f"shared.{kind}[{index}]", f"must be a relative path inside shared/, got {item!r}"
+            )
     return tuple(paths)
 
 
@@ -128,7 +130,9 @@ def _templates(layers: Layers, items: list[dict], templates_dir: Path) -> tuple[
         if not src.is_file():
             raise layers.error(f"{key}.src", f"templates/{item['src']} does not exist")
         if not inside_relative(item["dest"]):
-            raise layers.error(f"{key}.dest", f"must be a relative path inside the release, got {item['dest']!r}")
+            raise layers.error(
+                f"{key}.dest", f"must be a relative path inside the release, got {item['dest']!r}"
+            )
         mode = item.get("mode")
         if mode is not None:
             if not re.fullmatch(r"0?[0-7]{3,4}", mode):
@@ -173,7 +177,9 @@ def _hooks(layers: Layers, phases: dict) -> dict[str, tuple[Hook, ...]]:
             hook = Hook(**{**values, "roles": tuple(values["roles"] or ())})
             key = f"hooks.{phase}[{index}]"
             if hook.local and (hook.once or hook.roles or hook.sudo):
-                raise layers.error(key, "a local hook runs once on this machine: once, roles and sudo do not apply")
+                raise layers.error(
+                    key, "a local hook runs once on this machine: once, roles and sudo do not apply"
+                )
             if hook.sudo_user and not hook.sudo:
                 raise layers.error(f"{key}.sudo_user", "needs sudo: true")
             found.append(hook)
@@ -197,7 +203,9 @@ def _healthcheck(layers: Layers, given: dict | None) -> Healthcheck | None:
     if ("command" in given) == ("url" in given):
         raise layers.error("healthcheck", "set exactly one of command or url")
     values = values_of("healthcheck", given)
-    return Healthcheck(**{**values, "interval": float(values["interval"]), "timeout": float(values["timeout"])})
+    return Healthcheck(
+        **{**values, "interval": float(values["interval"]), "timeout": float(values["timeout"])}
+    )
 
 
 def _rollout(given: dict | None) -> Rollout:

@@ -186,7 +186,9 @@ def with_instance(layers: Layers, instance: str | None) -> dict:
             )
         return layers.raw
     if not instance:
-        raise ConfigError(f"--instance: stage {stage} is a template (it uses {{instance}}); give --instance=NAME")
+        raise ConfigError(
+            f"--instance: stage {stage} is a template (it uses {{instance}}); give --instance=NAME"
+        )
     if not INSTANCE_NAME.match(instance):
         raise ConfigError(
             f"--instance: {instance!r} is not a valid instance name "

@@ -18,7 +18,10 @@ def cleanup(
     config: Config, reporter: Reporter, opener: SessionOpener = open_session, dry_run: bool = False
 ) -> dict[str, list[int]]:
     """``invoke cleanup``: lock, remove what :func:`cleanup_after` would, unlock."""
-    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("cleanup") as facts:
+    with (
+        Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet,
+        fleet.locked("cleanup") as facts,
+    ):
         victims = cleanup_after(fleet, facts)
     reporter.document({"command": "cleanup", "stage": config.stage, "ok": True, "removed": victims})
     if not any(victims.values()):

@@ -54,7 +54,12 @@ def deploy(
 
 
 def _deploy(
-    config: Config, reporter: Reporter, opener: SessionOpener, force_unlock: bool, dry_run: bool, ref: str | None
+    config: Config,
+    reporter: Reporter,
+    opener: SessionOpener,
+    force_unlock: bool,
+    dry_run: bool,
+    ref: str | None,
 ) -> Summary:
     from .. import artifact as artifacts  # only deploys read artifacts: keep rollback's start-up light
 
@@ -109,13 +114,19 @@ class DeployRun:
         self.previous_raw = {name: f.current_raw for name, f in facts.items()}
         self.number = plan.next_release(facts)
         self.log = EventLog(
-            fleet, command, sha256=art.sha256, revision=revision.label if revision else None, extra=self._extra(revision)
+            fleet,
+            command,
+            sha256=art.sha256,
+            revision=revision.label if revision else None,
+            extra=self._extra(revision),
         )
         self.switched: list[str] = []
         self.staged = False
 
     def _extra(self, revision: git.Revision | None) -> dict:
-        extra: dict = {"author": revision.author, "subject": revision.subject} if revision and revision.subject else {}
+        extra: dict = (
+            {"author": revision.author, "subject": revision.subject} if revision and revision.subject else {}
+        )
         if self.config.subset or len(self.fleet.names) < len(self.config.hosts):
             extra["hosts"] = self.fleet.names  # a deploy to a subset says so in the log
         return extra
@@ -124,7 +135,8 @@ class DeployRun:
         start = time.monotonic()
         self.reporter.line(
             f"{self.command} {self.config.application} to {self.config.stage}: release {self.number} on "
-            f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} sha256 {self.art.sha256[:12]}"
+            f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} "
+            f"sha256 {self.art.sha256[:12]}"
         )
         try:
             self._hooks("before_deploy", None, directory=self.fleet.layout.deploy_to)
@@ -137,14 +149,20 @@ class DeployRun:
             error = self.undo(exc)
             self.on_failure()
             raise error from None
-        self.log.append(self.log.make(self.number, releaselog.ACTIVE, previous=self._newest_previous(), detail=self.detail))
+        self.log.append(
+            self.log.make(
+                self.number, releaselog.ACTIVE, previous=self._newest_previous(), detail=self.detail
+            )
+        )
         cleanup_after(self.fleet)
         rows = [
             HostReport(n, self.number, self.previous[n], "active", self.fleet.elapsed.get(n, 0.0))
             for n in self.fleet.names
         ]
         seconds = time.monotonic() - start
-        return Summary(self.command, self.config.stage, self.number, rows, seconds, self.fleet.dry_run, self.log.revision)
+        return Summary(
+            self.command, self.config.stage, self.number, rows, seconds, self.fleet.dry_run, self.log.revision
+        )
 
     def _hooks(self, phase: str, release: int | None, **where) -> None:
         run_hooks(self.fleet, phase, self.command, release, self.previous, **where)
@@ -159,7 +177,9 @@ class DeployRun:
         from ..upload import Uploader  # not needed by rollback
 
         shas = releaselog.artifact_shas(plan.merged_log(self.facts))
-        uploader = Uploader(self.art, self.fleet.layout, self.config.delta, shas, self._artifact_url(), self.reporter)
+        uploader = Uploader(
+            self.art, self.fleet.layout, self.config.delta, shas, self._artifact_url(), self.reporter
+        )
         self.staged = True
         try:
             outcomes = self.fleet.each(lambda session: self._prepare_host(session, uploader))
@@ -181,26 +201,40 @@ class DeployRun:
         files = templates.render_host(self.config, session.host, self.number, self.secrets)
         if upload.mode != IDENTICAL:
             files[MANIFEST_NAME] = (self.art.manifest_bytes(), 0o644)
+        config = self.config
         script = commands.finish_release(
-            self.fleet.layout, self.number, self.config.shared_dirs, self.config.shared_files, self._metadata(),
+            self.fleet.layout,
+            self.number,
+            config.shared_dirs,
+            config.shared_files,
+            self._metadata(),
             bool(files),
-        )  # fmt: skip
+        )
         checked(session, script, "prepare release", templates.to_tar(files) if files else None)
         return upload
 
     def _metadata(self) -> str:
         """``.deployer-release.json`` in the release: what it is, from where, by whom."""
         data = {
-            "release": self.number, "sha256": self.art.sha256, "deployed_at": now_iso(), "deployed_by": whoami(),
-            "revision": self.log.revision, "stage": self.config.stage, "application": self.config.application,
-        }  # fmt: skip
+            "release": self.number,
+            "sha256": self.art.sha256,
+            "deployed_at": now_iso(),
+            "deployed_by": whoami(),
+            "revision": self.log.revision,
+            "stage": self.config.stage,
+            "application": self.config.application,
+        }
         return json.dumps(data, sort_keys=True)
 
     def _artifact_url(self) -> str | None:
         url = self.config.artifact_url
         if not url:
             return None
-        values = {"sha256": self.art.sha256, "application": self.config.application, "stage": self.config.stage}
+        values = {
+            "sha256": self.art.sha256,
+            "application": self.config.application,
+            "stage": self.config.stage,
+        }
         for key, value in values.items():
             url = url.replace("{" + key + "}", value)
         return url
@@ -224,7 +258,7 @@ class DeployRun:
     def _switch(self, group: list[str]) -> None:
         """Switch one batch, remembering every host that may have switched."""
         try:
-            switch_all(self.fleet, {n: self.number for n in group})
+            switch_all(self.fleet, dict.fromkeys(group, self.number))
             self.switched += group
         except SwitchFailed as exc:
             self.switched += exc.switched
@@ -244,11 +278,15 @@ class DeployRun:
         outcomes = self.fleet.each(lambda s: s.run(script), names)
         for outcome in outcomes:
             healthy = outcome.ok and outcome.value.ok
-            self.reporter.step(outcome.name, "healthcheck", "healthy" if healthy else "UNHEALTHY", outcome.seconds)
+            self.reporter.step(
+                outcome.name, "healthcheck", "healthy" if healthy else "UNHEALTHY", outcome.seconds
+            )
         raise_on_failure(
             outcomes,
             DeployFailed,
-            lambda o: f"host {o.name}: health check failed for release {self.number}: {o.value.output_tail()}",
+            lambda o: (
+                f"host {o.name}: health check failed for release {self.number}: {o.value.output_tail()}"
+            ),
         )
 
     def on_failure(self) -> None:
@@ -277,7 +315,9 @@ class DeployRun:
                 self.fleet.each(lambda s: s.run(script))
                 notes.append(f"release {self.number} removed, current unchanged")
             with contextlib.suppress(DeployerError):
-                failed = self.log.make(self.number, releaselog.FAILED, detail=self.secrets.mask(error.message)[:500])
+                failed = self.log.make(
+                    self.number, releaselog.FAILED, detail=self.secrets.mask(error.message)[:500]
+                )
                 self.log.append(failed, strict=False)
         message = self.secrets.mask(error.message)
         if notes:

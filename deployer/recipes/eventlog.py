@@ -49,7 +49,9 @@ class EventLog:
             **fields,
         )
 
-    def append(self, *events: releaselog.Event, names: Sequence[str] | None = None, strict: bool = True) -> None:
+    def append(
+        self, *events: releaselog.Event, names: Sequence[str] | None = None, strict: bool = True
+    ) -> None:
         """Write events on hosts. ``strict=False`` is for paths that are already failing."""
         script = commands.append_log(self.fleet.layout, [e.to_json() for e in events])
         outcomes = self.fleet.each(lambda s: checked(s, script, "write release log"), names)

@@ -104,6 +104,9 @@ def _run_remote(
             fleet.reporter.step(outcome.name, phase, f"ok: {hook.command}", outcome.seconds)
 
     def explain(o: Outcome[Result]) -> str:
-        return f"host {o.name}: {phase} hook `{hook.command}` exited {o.value.exit_code}: {o.value.output_tail()}"
+        result = o.value
+        return (
+            f"host {o.name}: {phase} hook `{hook.command}` exited {result.exit_code}: {result.output_tail()}"
+        )
 
     raise_on_failure(outcomes, HookFailed, explain)

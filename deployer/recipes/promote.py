@@ -38,7 +38,8 @@ def choose_source_release(stage: str, facts: dict[str, HostFacts], release: int 
         if len(set(currents.values())) != 1 or None in currents.values():
             detail = ", ".join(f"{n}: {c}" for n, c in currents.items())
             raise DeployFailed(
-                f"promote: the hosts of {stage} disagree on what is current ({detail}); name one with --release"
+                f"promote: the hosts of {stage} disagree on what is current ({detail}); "
+                "name one with --release"
             )
         release = next(iter(currents.values()))
     holders = [name for name, f in facts.items() if release in f.complete]
@@ -73,7 +74,9 @@ def fetch_release(
                 f"promote: the release log of {source.stage} has no artifact sha256 for release {number}"
             )
         art = _read_verified(fleet, holder, number, f"release {number} of {source.stage}")
-    reporter.line(f"promote: release {number} of {source.stage} (sha256 {shas[number][:12]}), read from {holder}")
+    reporter.line(
+        f"promote: release {number} of {source.stage} (sha256 {shas[number][:12]}), read from {holder}"
+    )
     return dataclasses.replace(art, sha256=shas[number], temporary=True), number, _revision(info[number])
 
 
@@ -84,9 +87,13 @@ def _read_verified(fleet: Fleet, holder: str, number: int, label: str) -> artifa
     manifest = session.run(commands.read_manifest(fleet.layout, number), read_only=True)
     if not manifest.ok or not manifest.stdout.strip():
         raise DeployFailed(
-            f"host {holder}: release {number} has no manifest ({MANIFEST_NAME}); deploy it again before promoting"
+            f"host {holder}: release {number} has no manifest ({MANIFEST_NAME}); "
+            "deploy it again before promoting"
         )
-    handle = tempfile.NamedTemporaryFile(prefix="deployer-promote-", suffix=".tar", delete=False)
+    # Kept past closing on purpose: it becomes the artifact, removed by its ``discard``.
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
+        prefix="deployer-promote-", suffix=".tar", delete=False
+    )
     with handle:
         result = session.fetch(commands.pack_release(fleet.layout, number), handle)
     try:
@@ -134,7 +141,12 @@ def promote(
 
 
 def _promote(
-    source: Config, target: Config, reporter: Reporter, release: int | None, opener: SessionOpener, dry_run: bool
+    source: Config,
+    target: Config,
+    reporter: Reporter,
+    release: int | None,
+    opener: SessionOpener,
+    dry_run: bool,
 ) -> Summary:
     for host in target.hosts:  # the target's templates must render before anything moves
         templates.render_host(target, host, 0, reporter.secrets)

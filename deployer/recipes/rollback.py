@@ -15,9 +15,9 @@ from ..config import Config
 from ..errors import DeployFailed, Interrupted
 from ..facts import HostFacts
 from ..fleet import Fleet, SessionOpener
+from ..notify import notified
 from ..output import Reporter
 from ..transport import open_session
-from ..notify import notified
 from .eventlog import EventLog
 from .hooks import run_hooks
 from .summary import HostReport, Summary
@@ -39,13 +39,20 @@ def rollback(
     return notified(config, reporter, "rollback", "rollback", run, dry_run)
 
 
-def _rollback(config: Config, reporter: Reporter, to: int | None, opener: SessionOpener, dry_run: bool) -> Summary:
+def _rollback(
+    config: Config, reporter: Reporter, to: int | None, opener: SessionOpener, dry_run: bool
+) -> Summary:
     start = time.monotonic()
-    with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet, fleet.locked("rollback") as facts:
+    with (
+        Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet,
+        fleet.locked("rollback") as facts,
+    ):
         target = plan.choose_rollback(facts, to)
         previous = {name: f.current for name, f in facts.items()}
         reporter.line(f"rollback {config.application} on {config.stage} to release {target}")
-        _switch_or_undo(fleet, facts, {name: target for name in fleet.names if previous[name] != target}, target)
+        _switch_or_undo(
+            fleet, facts, {name: target for name in fleet.names if previous[name] != target}, target
+        )
         _log(fleet, facts, target)
         run_hooks(fleet, "after_rollback", "rollback", target, previous)
         rows = [HostReport(n, target, previous[n], "active", fleet.elapsed.get(n, 0.0)) for n in fleet.names]
@@ -72,7 +79,9 @@ def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int) -> None:
     rolling forward (``--to`` a newer release) does not make the one we leave bad."""
     log = EventLog(fleet, "rollback")
     sha = releaselog.artifact_shas(plan.merged_log(facts))
-    events = [log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))]
+    events = [
+        log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))
+    ]
     left = {f.current for f in facts.values() if f.current is not None and f.current > target}
     events += [log.make(old, releaselog.ROLLED_BACK) for old in sorted(left)]
     log.append(*events)

@@ -24,7 +24,9 @@ DEFAULTS = Path(__file__).resolve().parent.parent / "data"
 
 
 def unit_name(config: Config) -> str:
-    raw = f"deployer-cleanup-{config.application}-{config.stage}" + (f"-{config.instance}" if config.instance else "")
+    raw = f"deployer-cleanup-{config.application}-{config.stage}" + (
+        f"-{config.instance}" if config.instance else ""
+    )
     return re.sub(r"[^A-Za-z0-9_.-]", "-", raw)
 
 
@@ -61,13 +63,17 @@ def render(config: Config, schedule: Schedule | None = None) -> dict[str, str]:
     return {name: env.get_template(f"{name}.j2").render(context) for name in commands.SCHEDULE_FILES}
 
 
-def schedule_cleanup(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict[str, str]:
+def schedule_cleanup(
+    config: Config, reporter: Reporter, opener: SessionOpener = open_session
+) -> dict[str, str]:
     """Install the scheduled cleanup on every host; returns how it runs on each."""
     from ..templates import to_tar
 
     schedule = config.schedule
     files = render(config, schedule)
-    payload = to_tar({name: (text.encode(), 0o755 if name == "cleanup.sh" else 0o644) for name, text in files.items()})
+    payload = to_tar(
+        {name: (text.encode(), 0o755 if name == "cleanup.sh" else 0o644) for name, text in files.items()}
+    )
     layout, unit = Layout(config.deploy_to), unit_name(config)
 
     def step(session: Session) -> str:
@@ -93,5 +99,7 @@ def unschedule_cleanup(config: Config, reporter: Reporter, opener: SessionOpener
     script = commands.remove_schedule(Layout(config.deploy_to), unit_name(config), marker(config))
     with Fleet.connect(config, reporter, opener=opener) as fleet:
         fleet.each_reported(
-            "unschedule", lambda s: checked(s, script, "remove scheduled cleanup"), lambda o: "scheduled cleanup removed"
+            "unschedule",
+            lambda s: checked(s, script, "remove scheduled cleanup"),
+            lambda o: "scheduled cleanup removed",
         )

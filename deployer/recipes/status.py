@@ -210,7 +210,9 @@ def judge(report: HostCheck, head: str, facts: HostFacts, config: Config) -> Non
     )
 
 
-def pending(config: Config, reporter: Reporter, ref: str = "HEAD", opener: SessionOpener = open_session) -> dict:
+def pending(
+    config: Config, reporter: Reporter, ref: str = "HEAD", opener: SessionOpener = open_session
+) -> dict:
     """The commits between what is live on the stage and ``ref`` (like Heroku's pipelines:diff)."""
     if not git.is_repository(config.root):
         raise ConfigError(f"pending: {config.root} is not a git repository")
@@ -219,7 +221,9 @@ def pending(config: Config, reporter: Reporter, ref: str = "HEAD", opener: Sessi
         facts = fleet.probe()
     current, base = _live_revision(config, facts)
     commits = git.commits_between(config.root, base, target)
-    reporter.line(f"{config.stage} runs release {current} ({base[:12]}); {len(commits)} commit(s) up to {ref}:")
+    reporter.line(
+        f"{config.stage} runs release {current} ({base[:12]}); {len(commits)} commit(s) up to {ref}:"
+    )
     for commit in commits:
         reporter.line(f"  {commit.sha[:12]}  {commit.author:<20}  {commit.subject}")
     data = {

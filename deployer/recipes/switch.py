@@ -38,7 +38,9 @@ def switch_all(fleet: Fleet, targets: dict[str, int], step: str = "switch") -> l
     outcomes = fleet.each(one, list(targets))
     for outcome in outcomes:
         if outcome.ok:
-            fleet.reporter.step(outcome.name, step, f"current -> releases/{targets[outcome.name]}", outcome.seconds)
+            fleet.reporter.step(
+                outcome.name, step, f"current -> releases/{targets[outcome.name]}", outcome.seconds
+            )
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise SwitchFailed([o.name for o in outcomes if o.ok], failed)
@@ -65,13 +67,17 @@ def restore(fleet: Fleet, previous: dict[str, str], names: Sequence[str], from_r
     return [o.name for o in outcomes if not o.ok]
 
 
-def switch_back(fleet: Fleet, previous: dict[str, str], names: Sequence[str], release: int) -> tuple[list[str], str]:
+def switch_back(
+    fleet: Fleet, previous: dict[str, str], names: Sequence[str], release: int
+) -> tuple[list[str], str]:
     """:func:`restore` the named hosts; returns the hosts left on ``release`` and a note
     for the error message saying exactly which host now runs what."""
     stuck = restore(fleet, previous, names, release)
     if not stuck:
         return stuck, "every host was switched back"
-    return stuck, f"could NOT switch back: {', '.join(stuck)}; " + who_runs_what(fleet.names, stuck, release, previous)
+    return stuck, f"could NOT switch back: {', '.join(stuck)}; " + who_runs_what(
+        fleet.names, stuck, release, previous
+    )
 
 
 def who_runs_what(names: Sequence[str], stuck: Sequence[str], new: int, previous: dict[str, str]) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from deployer import commands, releaselog
 from deployer.layout import Layout
-from deployer.transport import connect
+from deployer.ssh import connect
 
 from .support import Gaps, states
 

@@ -15,7 +15,7 @@ from deployer import commands
 from deployer.config import load
 from deployer.errors import ArtifactError, ConfigError, HostUnreachable
 from deployer.layout import Layout
-from deployer.transport import connect
+from deployer.ssh import connect
 
 pytestmark = pytest.mark.ssh
 

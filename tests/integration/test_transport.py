@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from deployer.config import load
-from deployer.transport import connect
+from deployer.ssh import connect
 
 pytestmark = pytest.mark.ssh
 
