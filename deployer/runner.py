@@ -57,8 +57,11 @@ def each(
         name, item = items[0]
         return [timed(name, item)]
     pool = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(items))))
-    futures = [pool.submit(timed, name, item) for name, item in items]
+    futures = []
     try:
+        # Submitting is inside the try: Ctrl-C may land between two submits, and then the
+        # steps already running must be told to stop and waited for like any others.
+        futures += [pool.submit(timed, name, item) for name, item in items]
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -66,5 +69,20 @@ def each(
         cancel.set()
         raise
     finally:
-        pool.shutdown(wait=True)
+        _wait_for_all(pool, cancel)
     return [f.result() for f in futures]
+
+
+def _wait_for_all(pool: ThreadPoolExecutor, cancel: threading.Event) -> None:
+    """Let every started step finish before the caller goes on (an undo must never run
+    beside the step it undoes); a second Ctrl-C meanwhile only repeats the request to stop."""
+    interrupted = False
+    while True:
+        try:
+            pool.shutdown(wait=True)
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+            cancel.set()
+    if interrupted:
+        raise KeyboardInterrupt

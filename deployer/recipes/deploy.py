@@ -300,8 +300,7 @@ class DeployRun:
         """Leave the hosts as they were: switch back, run after_rollback, remove or mark the
         release. Returns the error to raise, its message saying what was done."""
         if isinstance(exc, SwitchFailed):
-            first = exc.failed[0]
-            error: DeployerError = DeployFailed(f"host {first.name}: switch failed: {first.reason()}")
+            error: DeployerError = DeployFailed(exc.failed[0].reason())  # names host and step
         elif isinstance(exc, KeyboardInterrupt):
             error = Interrupted("interrupted")
         else:

@@ -66,8 +66,7 @@ def _switch_or_undo(fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, i
         switch_all(fleet, todo)
     except SwitchFailed as exc:
         _, note = switch_back(fleet, previous_raw, exc.switched, target)
-        first = exc.failed[0]
-        raise DeployFailed(f"host {first.name}: rollback switch failed: {first.reason()} ({note})") from None
+        raise DeployFailed(f"rollback: {exc.failed[0].reason()} ({note})") from None
     except KeyboardInterrupt:
         fleet.cancel.clear()
         restore(fleet, previous_raw, list(todo), target)
