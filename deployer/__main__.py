@@ -1,4 +1,5 @@
-"""`python -m deployer init [DIR]`: start using deployer in a repository."""
+"""`python -m deployer init [DIR]`: start using deployer in a repository;
+`python -m deployer schema`: the JSON Schema of its config files, for editors."""
 
 from __future__ import annotations
 
@@ -12,13 +13,22 @@ from .scaffold import init
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m deployer", description="Scaffold deployer into a repository."
+        prog="python -m deployer", description="Start using deployer in a repository."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("init", help="write tasks.py, config/ and a sample template (never overwrites)")
     start.add_argument("path", nargs="?", default=".", help="the repository (default: here)")
+    sub.add_parser("schema", help="print the JSON Schema of config/*.yml (for editors)")
     args = parser.parse_args(argv)
-    root = Path(args.path)
+    if args.command == "schema":
+        from .jsonschema import render
+
+        sys.stdout.write(render())
+        return 0
+    return _init(Path(args.path))
+
+
+def _init(root: Path) -> int:
     try:
         written = init(root)
     except DeployerError as exc:

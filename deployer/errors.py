@@ -8,9 +8,17 @@ from __future__ import annotations
 
 
 class DeployerError(Exception):
-    """Base class: a failure with a one-line explanation and an exit code."""
+    """Base class: a failure with a one-line explanation and an exit code.
+
+    A kind names its exit code where it is declared: ``class LockHeld(DeployerError,
+    exit_code=3)``; a kind that names none keeps its parent's."""
 
     exit_code = 1
+
+    def __init_subclass__(cls, exit_code: int | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -20,22 +28,16 @@ class DeployerError(Exception):
         return self.message
 
 
-class ConfigError(DeployerError):
+class ConfigError(DeployerError, exit_code=2):
     """Bad or missing configuration, template or usage: nothing was contacted."""
 
-    exit_code = 2
 
-
-class ArtifactError(DeployerError):
+class ArtifactError(DeployerError, exit_code=2):
     """The artifact is missing, empty, unreadable or unsafe: no host was touched."""
 
-    exit_code = 2
 
-
-class DeployFailed(DeployerError):
+class DeployFailed(DeployerError, exit_code=1):
     """A deploy or rollback failed; nothing is switched, or it was switched back."""
-
-    exit_code = 1
 
 
 class CommandTimeout(DeployFailed):
@@ -46,19 +48,13 @@ class HookFailed(DeployFailed):
     """A hook exited non-zero; the message names the hook, the host and its output."""
 
 
-class LockHeld(DeployerError):
+class LockHeld(DeployerError, exit_code=3):
     """Another deploy holds the stage lock on at least one host."""
 
-    exit_code = 3
 
-
-class HostUnreachable(DeployerError):
+class HostUnreachable(DeployerError, exit_code=4):
     """A host could not be reached (connection, authentication or host key)."""
 
-    exit_code = 4
 
-
-class Interrupted(DeployerError):
+class Interrupted(DeployerError, exit_code=130):
     """The user pressed Ctrl-C; whatever was started has been undone where possible."""
-
-    exit_code = 130

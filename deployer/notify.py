@@ -4,13 +4,18 @@ Webhook URLs often carry a secret, so only their scheme and host are ever printe
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import Config
 from .localstate import whoami
+
+F = TypeVar("F", bound=Callable)
 
 
 @dataclass
@@ -76,6 +81,29 @@ class Notifier:
             self.reporter.line(
                 f"warning: notify {where.scheme}://{where.hostname}: {reason} (the deploy is not affected)"
             )
+
+
+def notifying(command: str, success_event: str, config_arg: str = "config") -> Callable[[F], F]:
+    """Wrap a deploy-like recipe (it takes ``reporter`` and ``dry_run``, and returns a
+    summary) so it runs between start and success/failure notifications; the webhooks
+    come from its ``config_arg`` argument (the stage that changes)."""
+
+    def wrap(recipe: F) -> F:
+        signature = inspect.signature(recipe)
+
+        @functools.wraps(recipe)
+        def run(*args, **kwargs):
+            given = signature.bind(*args, **kwargs)
+            given.apply_defaults()
+            values = given.arguments
+            return notified(
+                values[config_arg], values["reporter"], command, success_event,
+                lambda: recipe(*args, **kwargs), values["dry_run"],
+            )  # fmt: skip
+
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 def notified(config: Config, reporter: Any, command: str, success_event: str, run, dry_run: bool = False):

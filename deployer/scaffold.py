@@ -19,7 +19,8 @@ from deployer.cli import make_collection
 ns = make_collection(Path(__file__).parent)
 '''
 
-DEPLOY = """# Defaults for every stage; config/<stage>.yml is deep-merged over this file (the stage wins).
+DEPLOY = """{modeline}
+# Defaults for every stage; config/<stage>.yml is deep-merged over this file (the stage wins).
 # The full reference: docs/configuration.md of the deployer project.
 application: {name}
 default_stage: staging          # used when a task is run without --stage
@@ -44,7 +45,8 @@ vars:
   greeting: Hello
 """
 
-STAGE = """# The {stage} stage: `invoke deploy --stage={stage}`.
+STAGE = """{modeline}
+# The {stage} stage: `invoke deploy --stage={stage}`.
 # Check it first: `invoke check --stage={stage}`.
 deploy_to: /srv/{name}
 hosts:
@@ -62,12 +64,17 @@ GREETING={{{{ vars.greeting }}}}
 
 
 def files_for(root: Path) -> dict[Path, str]:
+    """Every file ``init`` writes. Each config file starts with a modeline pointing YAML
+    editors at ``config/deployer.schema.json``, so keys complete and typos show at once."""
+    from .jsonschema import MODELINE, render
+
     name = root.resolve().name or "app"
     return {
         root / "tasks.py": TASKS,
-        root / "config" / "deploy.yml": DEPLOY.format(name=name),
-        root / "config" / "staging.yml": STAGE.format(stage="staging", name=name),
-        root / "config" / "production.yml": STAGE.format(stage="production", name=name),
+        root / "config" / "deploy.yml": DEPLOY.format(name=name, modeline=MODELINE),
+        root / "config" / "staging.yml": STAGE.format(stage="staging", name=name, modeline=MODELINE),
+        root / "config" / "production.yml": STAGE.format(stage="production", name=name, modeline=MODELINE),
+        root / "config" / "deployer.schema.json": render(),
         root / "templates" / "app.env.j2": TEMPLATE.format(),
     }
 

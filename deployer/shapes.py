@@ -40,6 +40,10 @@ class Node:
     def check(self, value: Any, path: str) -> None:
         raise NotImplementedError
 
+    def refuse(self, path: str, value: Any, expected: str | None = None) -> ShapeError:
+        """``expected <what>, got <value>``: what is expected defaults to the type's name."""
+        return ShapeError(path, f"expected {expected or self.type_name()}, got {_show(value)}")
+
     def type_name(self) -> str:
         raise NotImplementedError
 
@@ -50,7 +54,7 @@ class Str(Node):
 
     def check(self, value: Any, path: str) -> None:
         if not isinstance(value, str):
-            raise ShapeError(path, f"expected a string, got {_show(value)}")
+            raise self.refuse(path, value, "a string")
         if self.non_empty and not value.strip():
             raise ShapeError(path, "must not be empty")
         if "\0" in value:
@@ -72,7 +76,7 @@ class Int(Node):
         if ok and self.maximum is not None and value > self.maximum:
             ok = False
         if not ok:
-            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
+            raise self.refuse(path, value)
 
     def type_name(self) -> str:
         if self.minimum is not None and self.maximum is not None:
@@ -90,7 +94,7 @@ class Number(Node):
     def check(self, value: Any, path: str) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok or value < self.minimum or (value == self.minimum and not self.zero_ok):
-            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
+            raise self.refuse(path, value)
 
     def type_name(self) -> str:
         if self.zero_ok:
@@ -102,7 +106,7 @@ class Number(Node):
 class Bool(Node):
     def check(self, value: Any, path: str) -> None:
         if not isinstance(value, bool):
-            raise ShapeError(path, f"expected true or false, got {_show(value)}")
+            raise self.refuse(path, value)
 
     def type_name(self) -> str:
         return "true or false"
@@ -114,7 +118,7 @@ class Enum(Node):
 
     def check(self, value: Any, path: str) -> None:
         if value not in self.choices:
-            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
+            raise self.refuse(path, value)
 
     def type_name(self) -> str:
         return "one of " + ", ".join(self.choices)
@@ -128,7 +132,7 @@ class CountOrShare(Node):
         count = isinstance(value, int) and not isinstance(value, bool) and value >= 1
         share = isinstance(value, str) and re.fullmatch(r"(100|[1-9][0-9]?)%", value) is not None
         if not (count or share):
-            raise ShapeError(path, f"expected {self.type_name()}, got {_show(value)}")
+            raise self.refuse(path, value)
 
     def type_name(self) -> str:
         return "a host count of at least 1, or a share such as 25%"
@@ -140,7 +144,7 @@ class List(Node):
 
     def check(self, value: Any, path: str) -> None:
         if not isinstance(value, list):
-            raise ShapeError(path, f"expected a list, got {_show(value)}")
+            raise self.refuse(path, value, "a list")
         for index, item in enumerate(value):
             self.item.check(item, f"{path}[{index}]")
 
@@ -154,7 +158,7 @@ class AnyMap(Node):
 
     def check(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
-            raise ShapeError(path, f"expected a mapping, got {_show(value)}")
+            raise self.refuse(path, value, "a mapping")
         for key in value:
             if not isinstance(key, str):
                 raise ShapeError(_join(path, str(key)), "keys must be strings")
@@ -172,7 +176,7 @@ class Map(Node):
 
     def check(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
-            raise ShapeError(path or "(top level)", f"expected a mapping, got {_show(value)}")
+            raise self.refuse(path or "(top level)", value, "a mapping")
         for key, item in value.items():
             if key not in self.fields:
                 known = ", ".join(sorted(self.fields))

@@ -23,48 +23,64 @@ class Host:
         return self.host if self.port in (None, 22) else f"{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
+def section(path: str, required: tuple[str, ...] = ()):
+    """A frozen dataclass for the schema mapping at ``path``: each annotated field not
+    given a value here takes the schema's default for that key (``None`` if it has none),
+    so no default is ever written twice."""
+
+    def make(cls):
+        for name in cls.__annotations__:
+            if name not in cls.__dict__ and name not in required:
+                setattr(cls, name, default_of(f"{path}.{name}"))
+        return dataclass(frozen=True)(cls)
+
+    return make
+
+
+@section("hooks.before_deploy[]", required=("command",))
 class Hook:
     command: str
-    once: bool = default_of("hooks.before_deploy[].once")
+    once: bool
     roles: tuple[str, ...] = ()
-    local: bool = default_of("hooks.before_deploy[].local")
-    sudo: bool = default_of("hooks.before_deploy[].sudo")
-    sudo_user: str | None = None
+    local: bool
+    sudo: bool
+    sudo_user: str | None
 
 
-@dataclass(frozen=True)
+@section("healthcheck")
 class Healthcheck:
     """How a host proves the new release works: a command, or a URL curl'ed on the host."""
 
-    command: str | None = None
-    url: str | None = None
-    retries: int = default_of("healthcheck.retries")
-    interval: float = default_of("healthcheck.interval")
-    timeout: float = default_of("healthcheck.timeout")
+    command: str | None
+    url: str | None
+    retries: int
+    interval: float
+    timeout: float
 
 
-@dataclass(frozen=True)
+@section("notify[]", required=("url",))
 class Webhook:
     url: str
-    format: str = default_of("notify[].format")
-    events: tuple[str, ...] = default_of("notify[].events")
+    format: str
+    events: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@section("rollout")
 class Rollout:
-    canary: int = default_of("rollout.canary")
-    batch_size: int | str = default_of("rollout.batch_size")
-    wait: float = default_of("rollout.wait")
+    """Which hosts switch together: the canary first, then batches, with a wait between."""
+
+    canary: int
+    batch_size: int | str
+    wait: float
 
 
-@dataclass(frozen=True)
+@section("schedule")
 class Schedule:
     """How ``cleanup --schedule`` runs on the hosts."""
 
-    via: str = default_of("schedule.via")
-    calendar: str = default_of("schedule.calendar")
-    cron: str = default_of("schedule.cron")
+    via: str
+    calendar: str
+    cron: str
 
 
 @dataclass(frozen=True)
@@ -74,13 +90,15 @@ class Template:
     mode: int | None = None
 
 
-@dataclass(frozen=True)
+@section("ssh")
 class SshOptions:
-    identity_file: str | None = None
-    known_hosts: str = default_of("ssh.known_hosts")
-    host_key_policy: str = default_of("ssh.host_key_policy")
-    connect_timeout: float = default_of("ssh.connect_timeout")
-    command_timeout: float = default_of("ssh.command_timeout")
+    """How hosts are reached and how long they may take."""
+
+    identity_file: str | None
+    known_hosts: str
+    host_key_policy: str
+    connect_timeout: float
+    command_timeout: float
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from ..failures import checked, raise_failures, raise_on_failure
 from ..fleet import Fleet, SessionOpener
 from ..layout import MANIFEST_NAME
 from ..localstate import whoami
-from ..notify import notified
+from ..notify import notifying
 from ..output import Reporter, Secrets, human_bytes
 from ..transport import Session, open_session
 from .cleanup import cleanup_after
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..upload import Upload
 
 
+@notifying("deploy", "success")
 def deploy(
     config: Config,
     reporter: Reporter,
@@ -46,21 +47,6 @@ def deploy(
     ref: str | None = None,
 ) -> Summary:
     """Deploy the configured artifact to every host of the stage (built from ``ref`` if given)."""
-
-    def run() -> Summary:
-        return _deploy(config, reporter, opener, force_unlock, dry_run, ref)
-
-    return notified(config, reporter, "deploy", "success", run, dry_run)
-
-
-def _deploy(
-    config: Config,
-    reporter: Reporter,
-    opener: SessionOpener,
-    force_unlock: bool,
-    dry_run: bool,
-    ref: str | None,
-) -> Summary:
     from .. import artifact as artifacts  # only deploys read artifacts: keep rollback's start-up light
 
     revision: git.Revision | None = None

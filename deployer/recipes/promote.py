@@ -22,7 +22,7 @@ from ..errors import DeployFailed
 from ..facts import HostFacts
 from ..fleet import Fleet, SessionOpener
 from ..layout import MANIFEST_NAME
-from ..notify import notified
+from ..notify import notifying
 from ..output import Reporter
 from ..transport import open_session
 from .deploy import DeployRun
@@ -124,30 +124,17 @@ def _revision(event: releaselog.Event) -> git.Revision | None:
     )
 
 
+@notifying("promote", "promote", config_arg="target")
 def promote(
     source: Config,
     target: Config,
     reporter: Reporter,
     release: int | None = None,
+    *,
     opener: SessionOpener = open_session,
     dry_run: bool = False,
 ) -> Summary:
     """Deploy to ``target`` the artifact that is current (or ``release``) on ``source``."""
-
-    def run() -> Summary:
-        return _promote(source, target, reporter, release, opener, dry_run)
-
-    return notified(target, reporter, "promote", "promote", run, dry_run)
-
-
-def _promote(
-    source: Config,
-    target: Config,
-    reporter: Reporter,
-    release: int | None,
-    opener: SessionOpener,
-    dry_run: bool,
-) -> Summary:
     for host in target.hosts:  # the target's templates must render before anything moves
         templates.render_host(target, host, 0, reporter.secrets)
     art, number, revision = fetch_release(source, reporter, release, opener)

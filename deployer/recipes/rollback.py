@@ -15,7 +15,7 @@ from ..config import Config
 from ..errors import DeployFailed, Interrupted
 from ..facts import HostFacts
 from ..fleet import Fleet, SessionOpener
-from ..notify import notified
+from ..notify import notifying
 from ..output import Reporter
 from ..transport import open_session
 from .eventlog import EventLog
@@ -24,6 +24,7 @@ from .summary import HostReport, Summary
 from .switch import SwitchFailed, restore, switch_all, switch_back
 
 
+@notifying("rollback", "rollback")
 def rollback(
     config: Config,
     reporter: Reporter,
@@ -32,16 +33,6 @@ def rollback(
     dry_run: bool = False,
 ) -> Summary:
     """Switch every host back to the previous good release (or ``to``), no upload."""
-
-    def run() -> Summary:
-        return _rollback(config, reporter, to, opener, dry_run)
-
-    return notified(config, reporter, "rollback", "rollback", run, dry_run)
-
-
-def _rollback(
-    config: Config, reporter: Reporter, to: int | None, opener: SessionOpener, dry_run: bool
-) -> Summary:
     start = time.monotonic()
     with (
         Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet,
