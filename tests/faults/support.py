@@ -27,12 +27,12 @@ def trace(message: str) -> None:
 
 
 class KnownGap(AssertionError):
-    """A behaviour issue 3 asks for that the tool does not have yet.
+    """A behaviour issue 3 asks for that the tool did not have when the test was written.
 
     Tests record such gaps with :class:`Gaps`, carry on past them with the documented
     workaround (so every later invariant is still checked), and raise this at the end.
-    Tests marked ``xfail(strict=True, raises=KnownGap)`` therefore still FAIL for real if
-    any hard invariant (a plain ``assert``) breaks."""
+    Every gap found has since been fixed and no test is marked xfail: a KnownGap is an
+    AssertionError, so a gap that comes back FAILS the test like any broken invariant."""
 
 
 class Gaps:
