@@ -170,25 +170,29 @@ class Project:
         return self.sh(index, f"cd {self.absolute_deploy_to} 2>/dev/null && find . -printf '%y %p %l %s\\n' | sort || true")
 
     # -- barriers: a hook waits for a file the test creates (never a sleep) ------------
-    def barrier_hook(self, name: str, ticking: bool = True, limit: float = 120) -> str:
-        """A hook command that marks ``<deploy_to>/<name>.reached`` on its host, then waits
-        until the test calls :meth:`release_barrier` (``<name>.go`` appears). It prints a
-        tick every 0.2 s, so ``ssh.command_timeout`` (a silence timeout) never fires,
-        unless ``ticking`` is False. After ``limit`` seconds it gives up and fails, so a
-        forgotten barrier cannot hang anything."""
+    def barrier_hook(self, name: str, ticking: bool = True, limit: float = 120, folder: str | None = None) -> str:
+        """A hook command that marks ``<folder>/<name>.reached`` on its host (``folder``
+        defaults to deploy_to), then waits until the test calls :meth:`release_barrier`
+        (``<name>.go`` appears). It prints a tick every 0.2 s, so ``ssh.command_timeout``
+        (a silence timeout) never fires, unless ``ticking`` is False. After ``limit``
+        seconds it gives up and fails, so a forgotten barrier cannot hang anything."""
+        where = folder or "$DEPLOYER_DEPLOY_TO"
         tick = "echo tick; " if ticking else ""
-        return (f'touch "$DEPLOYER_DEPLOY_TO/{name}.reached"; i=0; '
-                f'while [ ! -e "$DEPLOYER_DEPLOY_TO/{name}.go" ]; do i=$((i+1)); '
+        return (f'touch "{where}/{name}.reached"; i=0; '
+                f'while [ ! -e "{where}/{name}.go" ]; do i=$((i+1)); '
                 f'if [ $i -gt {int(limit / 0.2)} ]; then echo "barrier {name} never released" >&2; exit 99; fi; '
                 f'{tick}sleep 0.2; done')
 
-    def reached(self, name: str, indexes: list[int] | None = None) -> bool:
+    def reached(self, name: str, indexes: list[int] | None = None, folder: str | None = None) -> bool:
         """Has the barrier hook ``name`` started on every host in ``indexes`` (default all)?"""
-        return all(self.exists(i, f"{name}.reached") for i in (range(self.host_count) if indexes is None else indexes))
+        where = folder or self.absolute_deploy_to
+        return all(self.sh(i, f"test -e {where}/{name}.reached && echo yes || true").strip() == "yes"
+                   for i in (range(self.host_count) if indexes is None else indexes))
 
-    def release_barrier(self, name: str, indexes: list[int] | None = None) -> None:
+    def release_barrier(self, name: str, indexes: list[int] | None = None, folder: str | None = None) -> None:
+        where = folder or self.absolute_deploy_to
         for i in range(self.host_count) if indexes is None else indexes:
-            self.sh(i, f"mkdir -p {self.absolute_deploy_to} && touch {self.absolute_deploy_to}/{name}.go")
+            self.sh(i, f"mkdir -p {where} && touch {where}/{name}.go")
 
     @staticmethod
     def wait_until(predicate, what: str, timeout: float = 120, interval: float = 0.05):

@@ -234,6 +234,7 @@ class CliRun:
         self.err_path = folder / f"cli-{stamp}.err"
         self.args = args
         trace(f"start invoke {' '.join(args)}")
+        self.started = time.monotonic()
         with self.out_path.open("w") as out, self.err_path.open("w") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "invoke", *args], cwd=project.root, stdout=out, stderr=err,
@@ -262,7 +263,7 @@ class CliRun:
                 f"invoke {' '.join(self.args)} did not finish within {timeout:g}s (it hangs); "
                 f"stderr so far: {self.err_path.read_text()[-2000:]}"
             ) from None
-        finished = Finished(code, self.out_path.read_text(), self.err_path.read_text())
+        finished = Finished(code, self.out_path.read_text(), self.err_path.read_text(), time.monotonic() - self.started)
         trace(f"invoke {' '.join(self.args)} exited {code}: {finished.stderr.strip()[-300:]}")
         return finished
 
@@ -277,6 +278,7 @@ class Finished:
     code: int
     stdout: str
     stderr: str
+    seconds: float = 0.0  # from the start of the process until it was seen to end
 
     @property
     def error_lines(self) -> list[str]:
