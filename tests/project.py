@@ -170,3 +170,43 @@ class Project:
     def snapshot(self, index: int = 0) -> str:
         """Every path under deploy_to with its type and link target: to prove nothing changed."""
         return self.sh(index, f"cd {self.absolute_deploy_to} 2>/dev/null && find . -printf '%y %p %l %s\\n' | sort || true")
+
+    # -- barriers: a hook waits for a file the test creates (never a sleep) ------------
+    def barrier_hook(self, name: str, ticking: bool = True, limit: float = 120, folder: str | None = None) -> str:
+        """A hook command that marks ``<folder>/<name>.reached`` on its host (``folder``
+        defaults to deploy_to), then waits until the test calls :meth:`release_barrier`
+        (``<name>.go`` appears). It prints a tick every 0.2 s, so ``ssh.command_timeout``
+        (a silence timeout) never fires, unless ``ticking`` is False. After ``limit``
+        seconds it gives up and fails, so a forgotten barrier cannot hang anything."""
+        where = folder or "$DEPLOYER_DEPLOY_TO"
+        tick = "echo tick; " if ticking else ""
+        return (f'touch "{where}/{name}.reached"; i=0; '
+                f'while [ ! -e "{where}/{name}.go" ]; do i=$((i+1)); '
+                f'if [ $i -gt {int(limit / 0.2)} ]; then echo "barrier {name} never released" >&2; exit 99; fi; '
+                f'{tick}sleep 0.2; done')
+
+    def reached(self, name: str, indexes: list[int] | None = None, folder: str | None = None) -> bool:
+        """Has the barrier hook ``name`` started on every host in ``indexes`` (default all)?"""
+        where = folder or self.absolute_deploy_to
+        return all(self.sh(i, f"test -e {where}/{name}.reached && echo yes || true").strip() == "yes"
+                   for i in (range(self.host_count) if indexes is None else indexes))
+
+    def release_barrier(self, name: str, indexes: list[int] | None = None, folder: str | None = None) -> None:
+        where = folder or self.absolute_deploy_to
+        for i in range(self.host_count) if indexes is None else indexes:
+            self.sh(i, f"mkdir -p {where} && touch {where}/{name}.go")
+
+    @staticmethod
+    def wait_until(predicate, what: str, timeout: float = 120, interval: float = 0.05):
+        """Poll ``predicate`` until it returns something truthy; fail after a generous
+        ``timeout`` (a deadline for a condition, not a window the test depends on)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+            time.sleep(interval)

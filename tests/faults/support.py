@@ -27,12 +27,12 @@ def trace(message: str) -> None:
 
 
 class KnownGap(AssertionError):
-    """A behaviour issue 3 asks for that the tool does not have yet.
+    """A behaviour issue 3 asks for that the tool did not have when the test was written.
 
     Tests record such gaps with :class:`Gaps`, carry on past them with the documented
     workaround (so every later invariant is still checked), and raise this at the end.
-    Tests marked ``xfail(strict=True, raises=KnownGap)`` therefore still FAIL for real if
-    any hard invariant (a plain ``assert``) breaks."""
+    Every gap found has since been fixed and no test is marked xfail: a KnownGap is an
+    AssertionError, so a gap that comes back FAILS the test like any broken invariant."""
 
 
 class Gaps:
@@ -234,6 +234,7 @@ class CliRun:
         self.err_path = folder / f"cli-{stamp}.err"
         self.args = args
         trace(f"start invoke {' '.join(args)}")
+        self.started = time.monotonic()
         with self.out_path.open("w") as out, self.err_path.open("w") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "invoke", *args], cwd=project.root, stdout=out, stderr=err,
@@ -262,7 +263,7 @@ class CliRun:
                 f"invoke {' '.join(self.args)} did not finish within {timeout:g}s (it hangs); "
                 f"stderr so far: {self.err_path.read_text()[-2000:]}"
             ) from None
-        finished = Finished(code, self.out_path.read_text(), self.err_path.read_text())
+        finished = Finished(code, self.out_path.read_text(), self.err_path.read_text(), time.monotonic() - self.started)
         trace(f"invoke {' '.join(self.args)} exited {code}: {finished.stderr.strip()[-300:]}")
         return finished
 
@@ -277,6 +278,7 @@ class Finished:
     code: int
     stdout: str
     stderr: str
+    seconds: float = 0.0  # from the start of the process until it was seen to end
 
     @property
     def error_lines(self) -> list[str]:

@@ -156,16 +156,21 @@ def test_files_the_tool_creates_are_not_world_writable_even_with_umask_000(fresh
     project.deploy()
     assert host.sh("cat /home/deploy/umask-seen").strip() == "0000"  # the fault is really there
     (project.root / "app" / "index.html").write_text("v2\n")
-    marker = f"/home/deploy/in-hook-{uuid.uuid4().hex[:6]}"
-    project.set(hooks={"before_switch": [{"command": f"touch {marker}; sleep 3"}]})
+    # The hook waits at a barrier (outside deploy_to: its own files are made under umask
+    # 000) while the state is read with the lock held.
+    barrier, folder = f"in-hook-{uuid.uuid4().hex[:6]}", "/home/deploy"
+    project.set(hooks={"before_switch": [{"command": project.barrier_hook(barrier, folder=folder)}]})
     run = CliRun(project, "deploy", "--stage=test")
     try:
-        wait_for(lambda: host.sh(f"test -e {marker} && echo y || true").strip() == "y" or not run.running(),
-                 timeout=60, what="the hook to run while the lock is held")
+        wait_for(lambda: project.reached(barrier, folder=folder) or not run.running(),
+                 timeout=120, what="the hook to run while the lock is held")
+        assert run.running(), run.finish().stderr
         held = world_writable(host, project.deploy_to)
         assert host_state(host, project.deploy_to).locked
-        assert run.finish(timeout=60).code == 0
+        project.release_barrier(barrier, folder=folder)
+        assert run.finish(timeout=120).code == 0
     finally:
+        project.release_barrier(barrier, folder=folder)
         run.kill()
     project.set(hooks={"before_switch": [], "after_switch": [{"command": "exit 1"}]})
     assert project.invoke("deploy", "--stage=test").returncode == 1  # a failed event in the log

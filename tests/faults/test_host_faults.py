@@ -32,6 +32,10 @@ pytestmark = pytest.mark.ssh
 
 # Generous bounds: a frozen host must turn into a failure, never a hang.
 HANG_BOUND = 60
+CONNECT_TIMEOUT = COMMAND_TIMEOUT = 5  # seconds: a healthy host on a busy machine stays well within them
+# Starting Python and importing the tool, on a busy 2-core machine: what a run may take on
+# top of the configured timeout it is waiting out.
+START_MARGIN = 12
 
 
 def runs_release(message: str, name: str, number: int) -> bool:
@@ -125,22 +129,23 @@ def pausable_hosts(ssh_image, ssh_key):
 @pytest.fixture
 def frozen_project(pausable_hosts, fresh_project):
     project = fresh_project(pausable_hosts)
-    project.set(ssh={"connect_timeout": 3, "command_timeout": 3})
+    project.set(ssh={"connect_timeout": CONNECT_TIMEOUT, "command_timeout": COMMAND_TIMEOUT})
     yield project
     for host in pausable_hosts:
         unpause(host)
-
-
-TICKING = 'touch "$DEPLOYER_DEPLOY_TO/{marker}"; for i in 1 2 3 4; do echo tick; sleep 1; done'
 
 
 def test_paused_host_before_connect_fails_within_connect_timeout(frozen_project, pausable_hosts):
     project, frozen = frozen_project, pausable_hosts[1]
     pause(frozen)
     run = CliRun(project, "deploy", "--stage=test")
-    result = run.finish(timeout=HANG_BOUND)  # fails the test if it hangs
-    unpause(frozen)
+    try:
+        result = run.finish(timeout=HANG_BOUND)  # fails the test if it hangs
+    finally:
+        unpause(frozen)
     assert result.code == 4, result.stderr
+    # It gives up after ssh.connect_timeout, not after some longer default.
+    assert result.seconds < CONNECT_TIMEOUT + START_MARGIN, result.seconds
     assert "Traceback" not in result.stderr, result.stderr
     last = result.error_lines[-1]
     assert last.startswith(f"error: host {frozen.name}:"), last
@@ -160,8 +165,11 @@ def test_paused_host_fails_within_command_timeout(frozen_project, pausable_hosts
     project, (healthy, frozen) = frozen_project, pausable_hosts
     project.deploy()
     if phase == "hook":
-        slow, back = {"hooks": {"before_switch": [{"command": TICKING.format(marker="in-hook")}]}}, {"hooks": {"before_switch": []}}
-        started = lambda: "in-hook" in (host_state(frozen, project.deploy_to).entries or [])
+        # Both hosts wait in the hook (ticking, so never silent) until the test lets the
+        # healthy one go, after the other is frozen.
+        slow = {"hooks": {"before_switch": [{"command": project.barrier_hook("in-hook")}]}}
+        back = {"hooks": {"before_switch": []}}
+        started = lambda: project.reached("in-hook", [1])
         what = "the before_switch hook to start"
     else:
         slow, back = {"artifact": {"path": str(big_artifact)}}, {"artifact": {"path": "app"}}
@@ -170,12 +178,17 @@ def test_paused_host_fails_within_command_timeout(frozen_project, pausable_hosts
     project.set(**slow)
     run = CliRun(project, "deploy", "--stage=test")
     try:
-        wait_for(lambda: started() or not run.running(), timeout=60, what=what)
+        wait_for(lambda: started() or not run.running(), timeout=120, what=what)
+        assert run.running(), run.finish().stderr
         pause(frozen)
+        if phase == "hook":
+            project.release_barrier("in-hook", [0])
         result = run.finish(timeout=HANG_BOUND)
     finally:
         run.kill()
         unpause(frozen)
+        if phase == "hook":
+            project.release_barrier("in-hook")
     assert_one_line_error(result, (1, 4), f"host {frozen.name}", "command_timeout")
     state = host_state(healthy, project.deploy_to)
     assert state.current == "releases/1" and state.numbers == [1] and not state.locked, state
@@ -228,19 +241,23 @@ def test_host_whose_sshd_dies_after_switch_is_reported_and_next_deploy_converges
 def test_host_paused_during_another_hosts_after_switch_hook(frozen_project, pausable_hosts):
     """Simulation: host 0 (role db) runs a slow after_switch hook that then fails; while it
     runs, host 1 (already switched) is frozen with docker pause, so switching it back times
-    out (ssh.command_timeout 3)."""
+    out (ssh.command_timeout)."""
     project, (runner, lost) = frozen_project, pausable_hosts
     project.deploy()
-    project.set(hooks={"after_switch": [{"command": TICKING.format(marker="in-after") + "; exit 1", "roles": ["db"]}]})
+    # The hook waits at a barrier (ticking) that the test opens once the other host is frozen.
+    project.set(hooks={"after_switch": [{"command": project.barrier_hook("in-after") + "; exit 1", "roles": ["db"]}]})
     run = CliRun(project, "deploy", "--stage=test")
     try:
-        wait_for(lambda: "in-after" in (host_state(runner, project.deploy_to).entries or []) or not run.running(),
-                 timeout=60, what="the after_switch hook to start")
+        wait_for(lambda: project.reached("in-after", [0]) or not run.running(),
+                 timeout=120, what="the after_switch hook to start")
+        assert run.running(), run.finish().stderr
         pause(lost)
+        project.release_barrier("in-after", [0])
         result = run.finish(timeout=HANG_BOUND)
     finally:
         run.kill()
         unpause(lost)
+        project.release_barrier("in-after", [0])
     project.set(hooks={"after_switch": []})
     gaps = Gaps()
     check_divergence_handling(project, result, lost, [runner], gaps)

@@ -61,8 +61,14 @@ def test_concurrent_appends_from_two_deployers_stay_whole_json_lines(project):
     rng = random.Random(3)
     details = [rng.choice(["", "x" * rng.randint(1, 500), "é日🚀'\"$(x)`;\n" * rng.randint(1, 38)]) for _ in range(per_writer)]
 
+    errors: list[str] = []  # an assert inside a thread would only be a warning: collect, assert below
+
     def writer(who: str, index: int) -> None:
-        session = connect(config, config.hosts[index])
+        try:
+            session = connect(config, config.hosts[index])
+        except Exception as exc:
+            errors.append(f"{who} on host {index}: {exc}")
+            return
         try:
             i = 0
             while i < per_writer:
@@ -76,7 +82,11 @@ def test_concurrent_appends_from_two_deployers_stay_whole_json_lines(project):
                     ).to_json())
                     i += 1
                 result = session.run(commands.append_log(layout, batch))
-                assert result.ok, result.stderr
+                if not result.ok:
+                    errors.append(f"{who} on host {index}: append exited {result.exit_code}: {result.stderr}")
+                    return
+        except Exception as exc:
+            errors.append(f"{who} on host {index}: {exc!r}")
         finally:
             session.close()
 
@@ -87,6 +97,7 @@ def test_concurrent_appends_from_two_deployers_stay_whole_json_lines(project):
     for t in threads:
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads)
+    assert errors == [], errors
 
     expected = {f"{who}-{i}" for who in ("alice@one", "bob@two") for i in range(per_writer)}
     for state in states(project):

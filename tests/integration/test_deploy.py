@@ -164,11 +164,14 @@ def test_cleanup_task_keeps_current_and_rollback_target(project):
     project.set(keep_releases=1)
     project.cleanup()
     for index in range(3):
-        # current is 1; the newest good release is kept; 4 was rolled back from but is newest
-        dirs = project.release_dirs(index)
-        assert 1 in dirs and project.current(index) == "releases/1"
-        assert len(dirs) <= 2
-    assert project.log(0)[-1]["event"] == "cleanup"
+        # current (1) is never removed; keep_releases=1 keeps the newest good release, 4
+        # (rolled back from, not failed); 2 and 3 go. Nothing is older than 1, so there is
+        # no rollback target to protect.
+        assert project.release_dirs(index) == [1, 4]
+        assert project.current(index) == "releases/1"
+        last = project.log(index)[-1]
+        assert last["event"] == "cleanup" and last["detail"] == "removed 2,3", last
+        assert not project.lock_held(index)
 
 
 def test_deploy_opens_one_connection_per_host(project):

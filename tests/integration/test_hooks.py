@@ -39,16 +39,22 @@ def test_failing_local_hook_stops_before_anything_is_uploaded(project):
 
 
 def test_on_failure_runs_after_a_failure_and_its_own_failure_only_warns(project):
+    failing = 'echo "second $DEPLOYER_RELEASE" > $DEPLOYER_DEPLOY_TO/failure2; echo paging failed >&2; exit 1'
     project.set(hooks={
         "before_switch": [{"command": "exit 5"}],
-        "on_failure": [{"command": 'echo "failed $DEPLOYER_RELEASE" > $DEPLOYER_DEPLOY_TO/failure'}, {"command": "exit 1"}],
+        "on_failure": [{"command": 'echo "failed $DEPLOYER_RELEASE" > $DEPLOYER_DEPLOY_TO/failure'}, {"command": failing}],
     })
-    with pytest.raises(HookFailed, match="before_switch hook `exit 5` exited 5"):
-        project.deploy()
+    result = project.invoke("deploy", "--stage=test")
+    # The deploy's own error is the one reported (exit 1, one line), not the on_failure one.
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith("error: host ") and "before_switch hook `exit 5` exited 5" in result.stderr
     for index in range(3):
         assert project.read(index, "failure") == "failed 1\n"
-        assert project.release_dirs(index) == []
-    assert "warning: host" in "".join(project.output)
+        assert project.read(index, "failure2") == "second 1\n"  # the failing on_failure hook really ran
+        assert project.release_dirs(index) == [] and not project.lock_held(index)
+        assert project.log(index)[-1]["status"] == "failed"
+    assert "warning: host" in result.stdout and "paging failed" in result.stdout
 
 
 def test_sudo_hooks_run_as_root_or_the_chosen_user_with_the_environment(project):

@@ -126,9 +126,15 @@ def test_bundled_example_deploys_locally(tmp_path):
 
 
 def test_a_silent_command_times_out_and_the_deploy_is_undone(local_project):
+    """The hook waits at a barrier the test opens only after the deploy has ended: it can
+    only end by the timeout, however slow the machine."""
     p = local_project
-    p.set(ssh={"command_timeout": 1}, hooks={"before_switch": [{"command": "sleep 3"}]})
-    result = p.invoke("deploy", "--stage=test")
+    p.set(ssh={"command_timeout": 1}, hooks={"before_switch": [{"command": p.barrier_hook("never", ticking=False)}]})
+    try:
+        result = p.invoke("deploy", "--stage=test")
+    finally:
+        p.release_barrier("never")
+    assert p.exists(0, "never.reached")  # the hook really ran
     assert result.returncode == 1, result.stderr
     assert "ran past 1s (ssh.command_timeout)" in result.stderr and "release 1 removed" in result.stderr
     assert p.release_dirs() == [] and not p.lock_held()

@@ -85,5 +85,9 @@ def test_promote_refuses_a_release_changed_on_the_server(stages):
     run(p, "deploy", "--stage=staging")
     for index in range(2):
         p.sh(index, f"rm {p.deploy_to}-staging/releases/1/index.html && echo hacked > {p.deploy_to}-staging/releases/1/index.html")
+    staging_before = [p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)]
     result = p.invoke("promote", "--from=staging", "--to=production")
     assert result.returncode == 1 and "was changed on the server since it was deployed" in result.stderr
+    assert p.sh(2, f"ls -A {p.deploy_to}-production 2>/dev/null || echo absent").strip() == "absent"  # untouched
+    assert [p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort")
+            for i in range(2)] == staging_before  # and the source neither (no lock left)

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.ssh
 
 
 def test_two_deploys_at_once_exactly_one_wins(project):
-    project.set(hooks={"before_switch": [{"command": "sleep 2"}]})
+    """Both start together and race for the lock. The winner's before_switch hook waits at
+    a barrier the test opens only once the other deploy has ended: the two really overlap,
+    however slow the machine."""
+    project.set(hooks={"before_switch": [{"command": project.barrier_hook("both-started")}]})
     results = []
 
     def run():
@@ -30,8 +33,13 @@ def test_two_deploys_at_once_exactly_one_wins(project):
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        project.wait_until(lambda: len(results) == 2 or (len(results) == 1 and project.reached("both-started")),
+                           "one deploy to be refused while the other waits in its hook")
+    finally:
+        project.release_barrier("both-started")
+        for t in threads:
+            t.join()
     codes = sorted(r.returncode for r in results)
     assert codes == [0, 3], [r.stderr for r in results]
     loser = next(r for r in results if r.returncode == 3)
@@ -50,9 +58,11 @@ def test_stale_lock_blocks_deploy_until_unlock(project):
     assert blocked.returncode == 3
     assert f"host {project.hosts[1].name}: deploy lock" in blocked.stderr
     assert "alice@laptop (pid 4242, deploy) for 10m" in blocked.stderr
+    lock_info = f"{project.deploy_to}/.deployer/lock/info"
     for index in range(3):  # nothing created, and the other hosts' locks were given back
         assert project.release_dirs(index) == []
-        assert not project.lock_held(index) or index == 1
+        assert project.lock_held(index) == (index == 1)
+    assert json.loads(project.sh(1, f"cat {lock_info}")) == json.loads(info)  # alice's lock, untouched
     unlocked = project.invoke("unlock", "--stage=test")
     assert unlocked.returncode == 0, unlocked.stderr
     assert "alice@laptop" in unlocked.stdout
@@ -61,28 +71,46 @@ def test_stale_lock_blocks_deploy_until_unlock(project):
     assert project.current(1) == "releases/1"
 
 
+READER = """echo ready > {d}/reader.ready; n=0; bad=0; seen1=0; seen2=0
+while [ ! -e {d}/stop ]; do
+  [ -f {d}/current/index.html ] || bad=$((bad+1))
+  case $(readlink {d}/current) in releases/1) seen1=1;; releases/2) seen2=1;; esac
+  n=$((n+1)); [ $((n % 10)) -ne 0 ] || echo $n > {d}/reader.progress
+done
+echo $n $bad $seen1 $seen2"""
+
+
 def test_current_never_missing_or_dangling_during_200_switches(project):
     project.deploy()
     project.deploy()
     d = project.deploy_to
     reader = subprocess.Popen(
-        ["docker", "exec", "-u", "deploy", project.hosts[0].container_id, "sh", "-c",
-         f"n=0; bad=0; while [ ! -e {d}/stop ]; do "
-         f"if [ ! -f {d}/current/index.html ]; then bad=$((bad+1)); fi; n=$((n+1)); done; echo $n $bad"],
+        ["docker", "exec", "-u", "deploy", project.hosts[0].container_id, "sh", "-c", READER.format(d=d)],
         stdout=subprocess.PIPE, text=True,
     )
     config = load(project.root, "test")
     session = connect(config, config.hosts[0])
     layout = Layout(config.deploy_to)
+
+    def progress() -> int:
+        out = session.run(f"cat {d}/reader.progress 2>/dev/null || true").stdout.strip()
+        return int(out) if out.isdigit() else 0
+
     try:
+        project.wait_until(lambda: project.exists(0, "reader.ready"), "the reader to start")
+        checkpoint = progress()
         for i in range(200):
             result = session.run(commands.switch(layout, 1 + i % 2, f"t{i}"))
             assert result.ok, result.stderr
+            if i % 20 == 19:  # the reader is never starved for a whole run of switches
+                project.wait_until(lambda: progress() > checkpoint, "the reader to read again")
+                checkpoint = progress()
     finally:
         session.run(f"touch {d}/stop")
         session.close()
-    reads, bad = map(int, reader.communicate(timeout=60)[0].split())
-    assert reads > 200 and bad == 0
+    reads, bad, seen1, seen2 = map(int, reader.communicate(timeout=60)[0].split())
+    assert bad == 0, (reads, bad)
+    assert (seen1, seen2) == (1, 1), "the reader saw current on both releases: it read while switches ran"
     assert project.sh(0, f"ls -a {d} | grep -c tmp || true").strip() == "0"
 
 
@@ -104,8 +132,11 @@ def test_accept_new_records_unknown_keys(project):
     recorded = known.read_text()
     for host in project.hosts:
         assert host.host_key_line() in recorded
+    assert sorted(recorded.splitlines()) == sorted(h.host_key_line() for h in project.hosts)  # each key once
     project.set(ssh={"host_key_policy": "strict"})
     project.deploy()  # the recorded keys are now trusted under strict
+    assert [project.current(i) for i in range(3)] == ["releases/2"] * 3
+    assert known.read_text() == recorded  # strict never writes
 
 
 @pytest.mark.parametrize("policy", ["strict", "accept-new"])

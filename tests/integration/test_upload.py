@@ -64,9 +64,23 @@ def test_identical_artifact_sends_no_payload(project):
 
 
 def test_delta_can_be_switched_off(project):
+    """With ``artifact.delta: false`` an unchanged artifact is sent again in full, and the
+    new release shares no file (no hard link) with the old one."""
+    (project.root / "app" / "big.bin").write_bytes(os.urandom(400_000))
     project.set(artifact={"delta": False})
     project.deploy()
+    before = [rx_bytes(h) for h in project.hosts]
     project.deploy()
+    sent = [rx_bytes(h) - b for h, b in zip(project.hosts, before)]
+    assert all(s > 400_000 for s in sent), sent  # the random 400 kB travelled again to every host
+    d = project.deploy_to
+    for index in range(3):
+        inodes = project.sh(index, f"stat -c '%i %h' {d}/releases/1/big.bin {d}/releases/2/big.bin "
+                                   f"{d}/releases/1/index.html {d}/releases/2/index.html").split("\n")
+        (i1, n1), (i2, n2), (i3, n3), (i4, n4) = (line.split() for line in inodes[:4])
+        assert i1 != i2 and i3 != i4, inodes  # separate files, not links to release 1
+        assert n1 == n2 == n3 == n4 == "1", inodes
+        assert project.read(index, "releases/2/index.html") == "hello\n"
     assert "full upload" in "".join(project.output).split("release 2")[-1]
 
 

@@ -75,9 +75,13 @@ class SshHost:
         return f"[127.0.0.1]:{self.port} {key[0]} {key[1]}"
 
     def logins(self) -> int:
-        """How many SSH logins sshd has accepted so far (from its log)."""
-        out = subprocess.run(["docker", "logs", self.container_id], capture_output=True, text=True)
-        return (out.stdout + out.stderr).count("Accepted publickey")
+        """How many SSH logins sshd has accepted so far, over every boot of the container.
+
+        Read from sshd's own log file (``sshd -E``, see start-sshd), which sshd writes with
+        write(2) before the session starts; ``docker logs`` is copied asynchronously and can
+        lag behind, which would let "no new login" pass falsely."""
+        out = self.sh("cat /var/log/sshd.log.1 /var/log/sshd.log", user="root")
+        return out.count("Accepted publickey")
 
     def stop(self) -> None:
         self.container.stop()
