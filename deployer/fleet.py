@@ -192,7 +192,7 @@ class Fleet:
              "stage": self.config.stage, "token": token},
             sort_keys=True,
         )  # fmt: skip
-        script = commands.acquire_lock(self.layout, info) + "\nset +e\n" + commands.probe(self.layout)
+        script = commands.lock_and_probe(self.layout, info)
         try:
             # The first host decides: two deploys racing for the stage meet there first, so
             # exactly one goes on (locking all hosts at once could let each win some hosts

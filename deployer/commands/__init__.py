@@ -20,6 +20,7 @@ from .codes import (
 )
 from .current import point_current, remove_tmp_links, switch, unswitch
 from .release import (
+    cleanup,
     clone_release,
     download_release,
     finish_release,
@@ -27,12 +28,13 @@ from .release import (
     pack_release,
     read_base64,
     read_manifest,
+    remove_deploy_to,
     remove_releases,
     unpack,
 )
 from .run import healthcheck, run_hook
 from .schedule import DETECT_SCHEDULER, SCHEDULE_FILES, install_schedule, remove_schedule
-from .state import acquire_lock, append_log, break_lock, check, probe, release_lock
+from .state import acquire_lock, append_log, break_lock, check, lock_and_probe, probe, release_lock
 
 __all__ = [
     "DETECT_SCHEDULER",
@@ -46,18 +48,21 @@ __all__ = [
     "append_log",
     "break_lock",
     "check",
+    "cleanup",
     "clone_release",
     "download_release",
     "finish_release",
     "healthcheck",
     "install_schedule",
     "link_shared",
+    "lock_and_probe",
     "pack_release",
     "point_current",
     "probe",
     "read_base64",
     "read_manifest",
     "release_lock",
+    "remove_deploy_to",
     "remove_releases",
     "remove_schedule",
     "remove_tmp_links",

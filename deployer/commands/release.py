@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from ..layout import EXCLUDE_LIST, MANIFEST_NAME, Layout, shared_link_target
 from ..shell import argv, or_fail, quote, script
 from .codes import EXIT_MISSING_SHARED, EXIT_NO_MANIFEST, EXIT_RELEASE_EXISTS
+from .current import remove_tmp_links
 
 
 def _new_release(layout: Layout, number: int) -> list[str]:
@@ -174,6 +175,16 @@ def finish_release(
     steps.append(argv("rm", "-f", "--", layout.metadata(number)))
     steps.append(f"printf '%s\\n' {quote(metadata_json)} > {quote(layout.metadata(number))}")
     return script(*steps)
+
+
+def remove_deploy_to(layout: Layout) -> str:
+    """Delete a whole deployment directory (``destroy`` of a review app instance)."""
+    return argv("rm", "-rf", "--", layout.deploy_to)
+
+
+def cleanup(layout: Layout, numbers: Iterable[int], tmp_links: Iterable[str]) -> str:
+    """Remove old releases and leftover temporary ``current`` links."""
+    return f"{remove_releases(layout, numbers)} && {remove_tmp_links(layout, tmp_links)}"
 
 
 def remove_releases(layout: Layout, numbers: Iterable[int]) -> str:

@@ -24,6 +24,11 @@ def acquire_lock(layout: Layout, info_json: str) -> str:
     )
 
 
+def lock_and_probe(layout: Layout, info_json: str) -> str:
+    """Take the lock and, in the same round trip, read the state (:func:`probe`)."""
+    return acquire_lock(layout, info_json) + "\nset +e\n" + probe(layout)
+
+
 def release_lock(layout: Layout, token: str) -> str:
     """Drop the lock only if it is still ours (its info holds our token)."""
     return (

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from .. import commands
 from ..config import Config
 from ..failures import checked
 from ..fleet import Fleet, SessionOpener
+from ..layout import Layout
 from ..output import Reporter
-from ..shell import argv
 from ..transport import open_session
 
 
@@ -19,7 +20,7 @@ def unlock(config: Config, reporter: Reporter, opener: SessionOpener = open_sess
 def destroy(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> list[str]:
     """Remove an instance of a template stage from every host: its whole deploy_to,
     releases, shared files and log. Only for template stages (the task checks)."""
-    script = argv("rm", "-rf", "--", config.deploy_to)
+    script = commands.remove_deploy_to(Layout(config.deploy_to))
     with Fleet.connect(config, reporter, opener=opener) as fleet, fleet.locked("destroy"):
         fleet.each_reported(
             "destroy", lambda s: checked(s, script, "destroy"), lambda o: f"removed {config.deploy_to}"

@@ -47,9 +47,9 @@ def cleanup_after(fleet: Fleet, facts: dict[str, HostFacts] | None = None) -> di
 
     def step(session: Session):
         name = session.host.name
-        releases = commands.remove_releases(fleet.layout, victims[name])
-        links = commands.remove_tmp_links(fleet.layout, facts[name].tmp_links)
-        return checked(session, f"{releases} && {links}", "cleanup")
+        return checked(
+            session, commands.cleanup(fleet.layout, victims[name], facts[name].tmp_links), "cleanup"
+        )
 
     def done(outcome: Outcome) -> str:
         return f"removed releases: {', '.join(map(str, victims[outcome.name])) or 'none'}"
