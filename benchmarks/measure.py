@@ -53,8 +53,9 @@ def require_time_binary() -> None:
         raise SystemExit(f"{TIME_BINARY} is missing: apt-get install -y time")
 
 
-def run_command(tool: Tool, action: str, op: str, run: int, hosts: Sequence[BenchHost], log_dir: Path,
-                timeout: float) -> Sample:
+def run_command(
+    tool: Tool, action: str, op: str, run: int, hosts: Sequence[BenchHost], log_dir: Path, timeout: float
+) -> Sample:
     """Run ``tool``'s ``action`` once and return what it cost. Never raises for a tool failure."""
     sample = Sample(tool.name, op, run, log=log_dir / f"{tool.slug}-{slug(op)}-{run}.log")
     tool.settle()

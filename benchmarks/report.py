@@ -62,11 +62,17 @@ def _mean_rx(samples: list[Sample]) -> list[float]:
 
 METRICS = (
     Metric("wall time", lambda ss: [s.wall for s in ss], lambda v: f"{v:.2f} s"),
-    Metric("time to first SSH connection", lambda ss: [s.first_connection for s in ss], lambda v: f"{v:.3f} s"),
+    Metric(
+        "time to first SSH connection", lambda ss: [s.first_connection for s in ss], lambda v: f"{v:.3f} s"
+    ),
     Metric("SSH connections per host", _per_host("logins"), lambda v: f"{v:g}", spread=True),
     Metric("remote commands per host", _per_host("sessions"), lambda v: f"{v:g}", spread=True),
     Metric("received per host (eth0, incl. SSH)", _mean_rx, human, spread=True, of_artifact=True),
-    Metric("peak RSS of the deploying process", lambda ss: [s.peak_rss_kib * 1024 for s in ss], lambda v: human(v)),
+    Metric(
+        "peak RSS of the deploying process",
+        lambda ss: [s.peak_rss_kib * 1024 for s in ss],
+        lambda v: human(v),
+    ),
 )
 
 
@@ -142,7 +148,9 @@ def wall_target(samples: Sequence[Sample], op: str, fraction: float, name: str) 
     cap = median_of(samples, CAP, op, METRICS[0].values)
     if ours is None or cap is None:
         return Target(name, "not measured", None)
-    measured = f"ours {ours:.2f} s vs Capistrano {cap:.2f} s: ratio {ours / cap:.2f} (needs <= {fraction:.2f})"
+    measured = (
+        f"ours {ours:.2f} s vs Capistrano {cap:.2f} s: ratio {ours / cap:.2f} (needs <= {fraction:.2f})"
+    )
     return Target(name, measured, ours <= fraction * cap)
 
 
@@ -156,38 +164,49 @@ def targets(samples: Sequence[Sample], workloads: dict[str, Workload], fleet: st
     size = workloads["app-1pct"].tarball_bytes
     each_run = _mean_rx(ok_samples(samples, OURS, CHANGED))
     over = [v for v in each_run if v > 0.05 * size]
-    found.append(Target(
-        "redeploy after a 1% change receives <= 5% of the artifact's bytes (judged on the median)",
-        "not measured" if changed is None else
-        f"median {human(changed)} = {100 * changed / size:.2f}% of {human(size)}; "
-        f"{len(over)} of {len(each_run)} runs above 5% (max {human(max(each_run))})",
-        None if changed is None else changed <= 0.05 * size,
-    ))
+    found.append(
+        Target(
+            "redeploy after a 1% change receives <= 5% of the artifact's bytes (judged on the median)",
+            "not measured"
+            if changed is None
+            else f"median {human(changed)} = {100 * changed / size:.2f}% of {human(size)}; "
+            f"{len(over)} of {len(each_run)} runs above 5% (max {human(max(each_run))})",
+            None if changed is None else changed <= 0.05 * size,
+        )
+    )
     same = median_of(samples, OURS, IDENTICAL, _mean_rx)
     rollback_rx = median_of(samples, OURS, ROLLBACK, _mean_rx)
     size = workloads["app"].tarball_bytes
-    found.append(Target(
-        "identical redeploy sends no payload (judged: receives < 1% of the artifact; "
-        "rollback, which uploads nothing, is the reference)",
-        "not measured" if same is None else
-        f"{human(same)} = {100 * same / size:.2f}% of {human(size)} (ours' rollback: {human(rollback_rx or 0)})",
-        None if same is None else same < 0.01 * size,
-    ))
+    found.append(
+        Target(
+            "identical redeploy sends no payload (judged: receives < 1% of the artifact; "
+            "rollback, which uploads nothing, is the reference)",
+            "not measured"
+            if same is None
+            else f"{human(same)} = {100 * same / size:.2f}% of {human(size)} (ours' rollback: {human(rollback_rx or 0)})",
+            None if same is None else same < 0.01 * size,
+        )
+    )
     found.append(wall_target(samples, fleet, 1 / 3, f"{fleet} <= 1/3 of Capistrano's wall time"))
     rss = [s.peak_rss_kib * 1024 for s in ok_samples(samples, OURS, BIG)]
-    found.append(Target(
-        "peak RSS for big < 150 MiB",
-        "not measured" if not rss else f"max {human(max(rss))} over {len(rss)} runs",
-        None if not rss else max(rss) < 150 * 1024 * 1024,
-    ))
+    found.append(
+        Target(
+            "peak RSS for big < 150 MiB",
+            "not measured" if not rss else f"max {human(max(rss))} over {len(rss)} runs",
+            None if not rss else max(rss) < 150 * 1024 * 1024,
+        )
+    )
     ours = [s for s in samples if s.tool == OURS and s.ok]
     counts = sorted({(c.logins, c.connections) for s in ours for c in s.per_host})
-    found.append(Target(
-        "exactly 1 SSH connection per host per command (ours, every command measured)",
-        "not measured" if not counts else
-        "(logins, TCP connections) per host seen: " + ", ".join(f"({a}, {b})" for a, b in counts),
-        None if not counts else counts == [(1, 1)],
-    ))
+    found.append(
+        Target(
+            "exactly 1 SSH connection per host per command (ours, every command measured)",
+            "not measured"
+            if not counts
+            else "(logins, TCP connections) per host seen: " + ", ".join(f"({a}, {b})" for a, b in counts),
+            None if not counts else counts == [(1, 1)],
+        )
+    )
     return found
 
 
@@ -223,8 +242,13 @@ WHY_MISSED = {
 
 def why_missed(found: Sequence[Target]) -> str:
     """The reason behind each missed target, so a miss is explained, not just reported."""
-    lines = [f"- **{t.name}**: {text}" for t in found if t.met is False
-             for key, text in WHY_MISSED.items() if t.name.startswith(key)]
+    lines = [
+        f"- **{t.name}**: {text}"
+        for t in found
+        if t.met is False
+        for key, text in WHY_MISSED.items()
+        if t.name.startswith(key)
+    ]
     return "\n".join(lines) if lines else "Every target was met."
 
 
@@ -252,7 +276,9 @@ def scaling(samples: Sequence[Sample], fleet: str) -> str:
 def failures(samples: Sequence[Sample]) -> str:
     bad = [s for s in samples if not s.ok]
     if not bad:
-        return "None: every command exited 0 and left exactly the expected tree under `current/` on every host."
+        return (
+            "None: every command exited 0 and left exactly the expected tree under `current/` on every host."
+        )
     return "\n".join(f"- {s.tool}, {s.op}, run {s.run}: `{s.error}` (full output: `{s.log}`)" for s in bad)
 
 
@@ -261,7 +287,9 @@ def machine() -> str:
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     mem_kib = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")), 0)
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "unknown CPU")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "unknown CPU"
+    )
     return f"{os.cpu_count()} CPUs ({model}), {mem_kib / 1024 / 1024:.1f} GiB RAM, Linux {platform.release()}"
 
 
@@ -282,13 +310,26 @@ def other_load(own: set[str]) -> str:
     return f"load average {os.getloadavg()[0]:.1f}, {others} other containers"
 
 
-def document(*, command: str, started: datetime, finished: datetime, versions: dict[str, str],
-             workloads: dict[str, Workload], samples: Sequence[Sample], fleet: str, host_count: int,
-             noise: tuple[str, str], source: tuple[str, str], notes: Sequence[str]) -> str:
+def document(
+    *,
+    command: str,
+    started: datetime,
+    finished: datetime,
+    versions: dict[str, str],
+    workloads: dict[str, Workload],
+    samples: Sequence[Sample],
+    fleet: str,
+    host_count: int,
+    noise: tuple[str, str],
+    source: tuple[str, str],
+    notes: Sequence[str],
+) -> str:
     """The whole of results.md."""
     sizes = {
-        FIRST: workloads["app"].tarball_bytes, IDENTICAL: workloads["app"].tarball_bytes,
-        CHANGED: workloads["app-1pct"].tarball_bytes, fleet: workloads["app"].tarball_bytes,
+        FIRST: workloads["app"].tarball_bytes,
+        IDENTICAL: workloads["app"].tarball_bytes,
+        CHANGED: workloads["app-1pct"].tarball_bytes,
+        fleet: workloads["app"].tarball_bytes,
     }
     if "big" in workloads:
         sizes[BIG] = workloads["big"].tarball_bytes
@@ -297,7 +338,7 @@ def document(*, command: str, started: datetime, finished: datetime, versions: d
     note_lines = "\n".join(f"- {n}" for n in notes)
     return f"""# Benchmark results: deployer vs Capistrano 3
 
-- Date: {started.strftime('%Y-%m-%d %H:%M')} to {finished.strftime('%H:%M')} UTC ({(finished - started).total_seconds() / 60:.1f} min)
+- Date: {started.strftime("%Y-%m-%d %H:%M")} to {finished.strftime("%H:%M")} UTC ({(finished - started).total_seconds() / 60:.1f} min)
 - Command: `{command}`
 - Machine: {machine()}; shared and noisy. Before the run / at its end: {noise[0]} / {noise[1]} (the end's load average includes this benchmark's own work).
 - Versions: {version_text}

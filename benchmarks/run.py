@@ -45,17 +45,33 @@ class Plan:
 
 
 def parse(argv: list[str]) -> Plan:
-    parser = argparse.ArgumentParser(description="deployer vs Capistrano 3, side by side on local SSH containers")
-    parser.add_argument("--runs", type=int, help="runs of each 1-host and N-host scenario (default 5; --quick: 3)")
+    parser = argparse.ArgumentParser(
+        description="deployer vs Capistrano 3, side by side on local SSH containers"
+    )
+    parser.add_argument(
+        "--runs", type=int, help="runs of each 1-host and N-host scenario (default 5; --quick: 3)"
+    )
     parser.add_argument("--hosts", type=int, help="hosts for the fleet deploy (default 16; --quick: 4)")
-    parser.add_argument("--big-runs", type=int, default=3, help="runs of the 1 GiB deploy for ours (default 3)")
-    parser.add_argument("--cap-big-runs", type=int, default=2,
-                        help="runs of the 1 GiB deploy for Capistrano (default 2; 0 skips it)")
+    parser.add_argument(
+        "--big-runs", type=int, default=3, help="runs of the 1 GiB deploy for ours (default 3)"
+    )
+    parser.add_argument(
+        "--cap-big-runs",
+        type=int,
+        default=2,
+        help="runs of the 1 GiB deploy for Capistrano (default 2; 0 skips it)",
+    )
     parser.add_argument("--skip-big", action="store_true", help="leave out the 1 GiB workload")
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 runs, 4 hosts, no big workload")
-    parser.add_argument("--output", type=Path, help="where to write the report (default benchmarks/results.md; "
-                        "--quick: benchmarks/.cache/results-quick.md)")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds one command may take (default 900)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the report (default benchmarks/results.md; "
+        "--quick: benchmarks/.cache/results-quick.md)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="seconds one command may take (default 900)"
+    )
     args = parser.parse_args(argv)
     skip_big = args.skip_big or args.quick
     return Plan(
@@ -88,7 +104,10 @@ def measure_all(bench: scenarios.Bench, ours: tools.Tool, cap: tools.Tool, plan:
         for tool in scenarios.turns(both, run):
             scenarios.fleet(bench, tool, run, plan.hosts)
     if plan.big_runs or plan.cap_big_runs:
-        print(f"\nbig: first deploy of 1 GiB (ours {plan.big_runs} runs, Capistrano {plan.cap_big_runs})", flush=True)
+        print(
+            f"\nbig: first deploy of 1 GiB (ours {plan.big_runs} runs, Capistrano {plan.cap_big_runs})",
+            flush=True,
+        )
     for run in range(1, max(plan.big_runs, plan.cap_big_runs) + 1):
         for tool in scenarios.turns(both, run):
             if run <= (plan.big_runs if tool is ours else plan.cap_big_runs):
@@ -126,9 +145,16 @@ def main(argv: list[str]) -> int:
             servers.stop(hosts)
     finished = datetime.now(timezone.utc)
     text = report.document(
-        command=command, started=started, finished=finished, versions=tools.versions(), workloads=built,
-        samples=bench.samples, fleet=scenarios.fleet_op(plan.hosts), host_count=plan.hosts,
-        noise=(noise_start, noise_end), notes=notes(plan, log_dir),
+        command=command,
+        started=started,
+        finished=finished,
+        versions=tools.versions(),
+        workloads=built,
+        samples=bench.samples,
+        fleet=scenarios.fleet_op(plan.hosts),
+        host_count=plan.hosts,
+        noise=(noise_start, noise_end),
+        notes=notes(plan, log_dir),
         source=(source_start, report.source_fingerprint(servers.REPO / "deployer")),
     )
     plan.output.parent.mkdir(parents=True, exist_ok=True)

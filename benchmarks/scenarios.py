@@ -43,8 +43,17 @@ class Bench:
     timeout: float
     samples: list[Sample] = field(default_factory=list)
 
-    def step(self, tool: Tool, action: str, op: str, run: int, hosts: Sequence[BenchHost], deploy_to: str,
-             artifact: Workload | None, expected: Workload) -> Sample:
+    def step(
+        self,
+        tool: Tool,
+        action: str,
+        op: str,
+        run: int,
+        hosts: Sequence[BenchHost],
+        deploy_to: str,
+        artifact: Workload | None,
+        expected: Workload,
+    ) -> Sample:
         """Configure (for a deploy), run and measure one command, then check what landed."""
         if artifact is not None:
             tool.configure(hosts, deploy_to, artifact.tarball)
@@ -56,8 +65,11 @@ class Bench:
         return sample
 
 
-def content_problem(hosts: Sequence[BenchHost], path: str, expected: Workload, excluded: Sequence[str]) -> str | None:
+def content_problem(
+    hosts: Sequence[BenchHost], path: str, expected: Workload, excluded: Sequence[str]
+) -> str | None:
     """None if every host's tree at ``path`` is exactly ``expected``; else which host differs."""
+
     def digest(host: BenchHost) -> str:
         try:
             return tree_digest(host, path, excluded)
@@ -66,7 +78,9 @@ def content_problem(hosts: Sequence[BenchHost], path: str, expected: Workload, e
 
     for host, found in zip(hosts, parallel(hosts, digest), strict=True):
         if found != expected.tree_digest:
-            return f"host 127.0.0.1:{host.port}: {path} does not hold {expected.name} (tree digest {found[:16]})"
+            return (
+                f"host 127.0.0.1:{host.port}: {path} does not hold {expected.name} (tree digest {found[:16]})"
+            )
     return None
 
 

@@ -50,7 +50,7 @@ class Counters:
             self.connections - before.connections,
             self.sessions - before.sessions,
             self.rx_bytes - before.rx_bytes,
-            self.connection_times[len(before.connection_times):],
+            self.connection_times[len(before.connection_times) :],
         )
 
 
@@ -70,7 +70,9 @@ class BenchHost:
         code, output = self.docker_container.exec_run(["sh", "-c", script], user=user, demux=False)
         text = (output or b"").decode(errors="replace")
         if code != 0:
-            raise RuntimeError(f"in container {self.ssh.name}: {script!r} exited {code}: {text.strip()[-500:]}")
+            raise RuntimeError(
+                f"in container {self.ssh.name}: {script!r} exited {code}: {text.strip()[-500:]}"
+            )
         return text
 
     def counters(self) -> Counters:
@@ -127,9 +129,7 @@ def start(count: int, folder: Path) -> tuple[list[BenchHost], Path, Path]:
 
 def prepare(host: BenchHost, timeout: float = 30) -> None:
     """Open /srv to ``deploy`` and switch sshd to VERBOSE logging, then wait until it listens again."""
-    host.exec(
-        f"chmod 1777 /srv && echo 'LogLevel VERBOSE' > {VERBOSE_DROP_IN} && kill -HUP 1", user="root"
-    )
+    host.exec(f"chmod 1777 /srv && echo 'LogLevel VERBOSE' > {VERBOSE_DROP_IN} && kill -HUP 1", user="root")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:  # sshd re-executes itself and logs "Server listening" again
         if host.docker_container.logs().decode(errors="replace").count(LISTENING) >= 2:

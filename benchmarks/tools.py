@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Protocol
 
 import yaml
-
 from servers import REPO, BenchHost
 
 HERE = Path(__file__).resolve().parent
@@ -77,7 +76,9 @@ class Ours:
             "transport": "ssh",
             "deploy_to": deploy_to,
             "parallel": len(hosts),
-            "hosts": [{"host": "127.0.0.1", "port": h.port, "user": "deploy", "roles": ["web"]} for h in hosts],
+            "hosts": [
+                {"host": "127.0.0.1", "port": h.port, "user": "deploy", "roles": ["web"]} for h in hosts
+            ],
             "ssh": {
                 "identity_file": str(self.access.key),
                 "known_hosts": str(self.access.known_hosts),
@@ -125,7 +126,10 @@ class Capistrano:
     def __post_init__(self) -> None:
         (self.project / "config" / "deploy").mkdir(parents=True, exist_ok=True)
         (self.project / "lib" / "capistrano").mkdir(parents=True, exist_ok=True)
-        shutil.copy(HERE / "capistrano" / "upload_tarball.rb", self.project / "lib" / "capistrano" / "upload_tarball.rb")
+        shutil.copy(
+            HERE / "capistrano" / "upload_tarball.rb",
+            self.project / "lib" / "capistrano" / "upload_tarball.rb",
+        )
         (self.project / "Capfile").write_text(CAPFILE)
 
     def configure(self, hosts: Sequence[BenchHost], deploy_to: str, artifact: Path) -> None:
@@ -173,12 +177,17 @@ def ruby(text: str) -> str:
 
 def versions() -> dict[str, str]:
     """Versions worth printing next to the figures."""
+
     def out(*cmd: str) -> str:
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.SubprocessError):
             return "unavailable"
-        return (proc.stdout.strip() or proc.stderr.strip()).splitlines()[0] if proc.returncode == 0 else "unavailable"
+        return (
+            (proc.stdout.strip() or proc.stderr.strip()).splitlines()[0]
+            if proc.returncode == 0
+            else "unavailable"
+        )
 
     import paramiko
 

@@ -65,6 +65,7 @@ class Workload:
 
 # -- content ------------------------------------------------------------------------
 
+
 def text_corpus(seed: int, size: int = MIB) -> bytes:
     """A block of code-like text with a fixed vocabulary: compresses about 3:1, like source."""
     rng = random.Random(seed)
@@ -108,6 +109,7 @@ def content_chunks(spec: FileSpec, corpus: bytes, chunk: int = 8 * MIB) -> Itera
 
 # -- plans ------------------------------------------------------------------------------
 
+
 def app_plan(seed: int = SEED) -> list[FileSpec]:
     """About 2,000 files and 20 MiB: log-normal sizes (many small files, a few large)."""
     rng = random.Random(seed)
@@ -131,8 +133,7 @@ def changed_plan(
     count = max(1, round(len(base) * fraction))
     chosen = set(rng.sample(range(len(base)), count))
     specs = [
-        FileSpec(s.path, s.size, s.text, s.seed + 7_777_777) if i in chosen else s
-        for i, s in enumerate(base)
+        FileSpec(s.path, s.size, s.text, s.seed + 7_777_777) if i in chosen else s for i, s in enumerate(base)
     ]
     return specs, sorted(base[i].path for i in chosen)
 
@@ -143,6 +144,7 @@ def big_plan(seed: int = SEED) -> list[FileSpec]:
 
 
 # -- building -------------------------------------------------------------------------
+
 
 def write_tree(directory: Path, specs: list[FileSpec], corpus: bytes) -> None:
     """Write every file with fixed modes and mtimes (tar bytes must be reproducible)."""
@@ -168,10 +170,13 @@ def write_tarball(directory: Path, tarball: Path) -> None:
         return info
 
     partial = tarball.with_suffix(".partial")
-    with partial.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0, filename="") as gz:
-        with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for rel in sorted_members(directory):
-                tar.add(directory / rel, arcname=rel, recursive=False, filter=normalise)
+    with (
+        partial.open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0, filename="") as gz,
+        tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for rel in sorted_members(directory):
+            tar.add(directory / rel, arcname=rel, recursive=False, filter=normalise)
     partial.rename(tarball)
 
 
@@ -201,8 +206,14 @@ def tree_digest(directory: Path) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
-def build(name: str, specs: list[FileSpec], cache: Path, corpus: bytes, changed: list[str] | None = None,
-          base: list[FileSpec] | None = None) -> Workload:
+def build(
+    name: str,
+    specs: list[FileSpec],
+    cache: Path,
+    corpus: bytes,
+    changed: list[str] | None = None,
+    base: list[FileSpec] | None = None,
+) -> Workload:
     """Build (or load from the cache) one workload: its tree, tarball and facts."""
     folder = cache / name
     facts_file = folder / "facts.json"

@@ -9,8 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from project import Project  # noqa: E402
-from sshd.hosts import build_image, make_keypair, start_hosts  # noqa: E402
+from project import Project
+from sshd.hosts import build_image, make_keypair, start_hosts
 
 
 @pytest.fixture(scope="session")

@@ -10,15 +10,39 @@ from typing import Any
 
 N = type(None)
 HOST_ROW = {"host": str, "release": (int, N), "previous": (int, N), "status": str, "seconds": (int, float)}
-DEPLOY_SHAPE = {"ok": bool, "command": str, "stage": str, "release": (int, N), "dry_run": bool,
-                "seconds": (int, float), "hosts": [HOST_ROW]}
-RELEASE_ROW = {"release": int, "current": bool, "status": str, "deployed_at": (str, N), "deployed_by": (str, N),
-               "sha256": (str, N), "revision": (str, N), "subject": (str, N)}
-RELEASES_SHAPE = {"stage": str, "deploy_to": str, "diverged": bool,
-                  "hosts": {"*": {"current": (int, N), "current_target": (str, N), "releases": [RELEASE_ROW], "lock": (dict, N)}}}
+DEPLOY_SHAPE = {
+    "ok": bool,
+    "command": str,
+    "stage": str,
+    "release": (int, N),
+    "dry_run": bool,
+    "seconds": (int, float),
+    "hosts": [HOST_ROW],
+}
+RELEASE_ROW = {
+    "release": int,
+    "current": bool,
+    "status": str,
+    "deployed_at": (str, N),
+    "deployed_by": (str, N),
+    "sha256": (str, N),
+    "revision": (str, N),
+    "subject": (str, N),
+}
+RELEASES_SHAPE = {
+    "stage": str,
+    "deploy_to": str,
+    "diverged": bool,
+    "hosts": {
+        "*": {"current": (int, N), "current_target": (str, N), "releases": [RELEASE_ROW], "lock": (dict, N)}
+    },
+}
 EVENT = {"id": str, "event": str, "at": str, "by": str, "stage": str}
 HISTORY_SHAPE = {"stage": str, "events": [EVENT]}
-CHECK_SHAPE = {"stage": str, "hosts": {"*": {"ok": bool, "unreachable": bool, "problems": [str], "notes": [str]}}}
+CHECK_SHAPE = {
+    "stage": str,
+    "hosts": {"*": {"ok": bool, "unreachable": bool, "problems": [str], "notes": [str]}},
+}
 CLEANUP_SHAPE = {"command": str, "stage": str, "ok": bool, "removed": {"*": [int]}}
 ERROR_SHAPE = {"ok": bool, "error": str, "exit_code": int}
 

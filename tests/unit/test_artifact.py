@@ -26,16 +26,19 @@ def member(name, type=tarfile.REGTYPE, size=1, link=""):
     return info
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (member("../x"), "'..' in path"),
-    (member("a/../../x"), "'..' in path"),
-    (member("/etc/x"), "absolute path"),
-    (member("l", tarfile.SYMTYPE, link="/etc"), "symlink to absolute path"),
-    (member("d/l", tarfile.SYMTYPE, link="../../x"), "symlink pointing outside"),
-    (member("h", tarfile.LNKTYPE, link="../x"), "hard link pointing outside"),
-    (member("dev", tarfile.CHRTYPE), "device or fifo"),
-    (member("fifo", tarfile.FIFOTYPE), "device or fifo"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (member("../x"), "'..' in path"),
+        (member("a/../../x"), "'..' in path"),
+        (member("/etc/x"), "absolute path"),
+        (member("l", tarfile.SYMTYPE, link="/etc"), "symlink to absolute path"),
+        (member("d/l", tarfile.SYMTYPE, link="../../x"), "symlink pointing outside"),
+        (member("h", tarfile.LNKTYPE, link="../x"), "hard link pointing outside"),
+        (member("dev", tarfile.CHRTYPE), "device or fifo"),
+        (member("fifo", tarfile.FIFOTYPE), "device or fifo"),
+    ],
+)
 def test_unsafe_members_are_refused(tmp_path, bad, reason):
     path = tar_with(tmp_path / "a.tar", member("ok"), bad)
     with pytest.raises(ArtifactError, match=reason):

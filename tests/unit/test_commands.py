@@ -45,7 +45,7 @@ def test_current_target_parsing():
 def test_probe_parser():
     output = (
         "exists yes\ncurrent releases/2\ncurrent_ok yes\nrelease complete 1\nrelease complete 2\nrelease partial 3\n"
-        "release partial backup\ntmplink current.tmp-x\nlock {\"holder\": \"a\"}\n--- deployer log ---\n"
+        'release partial backup\ntmplink current.tmp-x\nlock {"holder": "a"}\n--- deployer log ---\n'
         '{"event":"deploy","release":2,"status":"active"}\n{"trunc'
     )
     facts = parse_probe(output)
@@ -56,7 +56,8 @@ def test_probe_parser():
 
 
 hostile = st.lists(
-    st.sampled_from(list("a;$()`'\"\\ \n|&*?<>~#{}é") + ["$(touch /tmp/pwned)", "`id`", "'; rm -rf x; '"]), max_size=12
+    st.sampled_from([*"a;$()`'\"\\ \n|&*?<>~#{}é", "$(touch /tmp/pwned)", "`id`", "'; rm -rf x; '"]),
+    max_size=12,
 ).map("".join)
 
 

@@ -43,13 +43,25 @@ def test_stage_file_wins_over_defaults_deeply(tmp_path):
 
 
 BROKEN = [
-    ("keep_releases: -1", {"keep_releases": -1}, "config/prod.yml: keep_releases: expected an integer of at least 1"),
+    (
+        "keep_releases: -1",
+        {"keep_releases": -1},
+        "config/prod.yml: keep_releases: expected an integer of at least 1",
+    ),
     ("keep_releases zero", {"keep_releases": 0}, "keep_releases: expected an integer of at least 1"),
     ("keep_releases string", {"keep_releases": "5"}, "keep_releases: expected an integer"),
     ("unknown key", {"colour": 1}, "config/prod.yml: colour: unknown key (known keys: "),
     ("unknown nested", {"ssh": {"timeout": 1}}, "config/prod.yml: ssh.timeout: unknown key"),
-    ("bad port", {"hosts": [{"host": "a", "port": 0}]}, "hosts[0].port: expected an integer from 1 to 65535, got 0"),
-    ("port text", {"hosts": [{"host": "a", "port": "22"}]}, "hosts[0].port: expected an integer from 1 to 65535"),
+    (
+        "bad port",
+        {"hosts": [{"host": "a", "port": 0}]},
+        "hosts[0].port: expected an integer from 1 to 65535, got 0",
+    ),
+    (
+        "port text",
+        {"hosts": [{"host": "a", "port": "22"}]},
+        "hosts[0].port: expected an integer from 1 to 65535",
+    ),
     ("host missing", {"hosts": [{"port": 22}]}, "config/prod.yml: hosts[0].host: required key is missing"),
     ("empty hosts", {"hosts": []}, "hosts: a stage with transport ssh needs at least one host"),
     ("hosts not list", {"hosts": "a"}, "hosts: expected a list"),
@@ -61,17 +73,57 @@ BROKEN = [
     ("empty deploy_to", {"deploy_to": ""}, "deploy_to: must not be empty"),
     ("deploy_to number", {"deploy_to": 5}, "deploy_to: expected a string, got 5"),
     ("artifact path missing", {"artifact": {"build": "make"}}, "artifact.path: required key is missing"),
-    ("shared escape", {"shared": {"dirs": ["../x"]}}, "shared.dirs[0]: must be a relative path inside shared/"),
-    ("shared absolute", {"shared": {"files": ["/etc/passwd"]}}, "shared.files[0]: must be a relative path inside shared/"),
-    ("template outside", {"templates": [{"src": "../x", "dest": "a"}]}, "templates[0].src: must be a path inside templates/"),
-    ("template missing", {"templates": [{"src": "nope.j2", "dest": "a"}]}, "templates[0].src: templates/nope.j2 does not exist"),
-    ("template dest escape", {"templates": [{"src": "t.j2", "dest": "../a"}]}, "templates[0].dest: must be a relative path inside the release"),
-    ("template mode int", {"templates": [{"src": "t.j2", "dest": "a", "mode": 384}]}, "templates[0].mode: expected a string"),
-    ("template mode bad", {"templates": [{"src": "t.j2", "dest": "a", "mode": "0999"}]}, 'templates[0].mode: expected an octal mode such as "0600"'),
-    ("hook without command", {"hooks": {"before_switch": [{"once": True}]}}, "hooks.before_switch[0].command: required key is missing"),
+    (
+        "shared escape",
+        {"shared": {"dirs": ["../x"]}},
+        "shared.dirs[0]: must be a relative path inside shared/",
+    ),
+    (
+        "shared absolute",
+        {"shared": {"files": ["/etc/passwd"]}},
+        "shared.files[0]: must be a relative path inside shared/",
+    ),
+    (
+        "template outside",
+        {"templates": [{"src": "../x", "dest": "a"}]},
+        "templates[0].src: must be a path inside templates/",
+    ),
+    (
+        "template missing",
+        {"templates": [{"src": "nope.j2", "dest": "a"}]},
+        "templates[0].src: templates/nope.j2 does not exist",
+    ),
+    (
+        "template dest escape",
+        {"templates": [{"src": "t.j2", "dest": "../a"}]},
+        "templates[0].dest: must be a relative path inside the release",
+    ),
+    (
+        "template mode int",
+        {"templates": [{"src": "t.j2", "dest": "a", "mode": 384}]},
+        "templates[0].mode: expected a string",
+    ),
+    (
+        "template mode bad",
+        {"templates": [{"src": "t.j2", "dest": "a", "mode": "0999"}]},
+        'templates[0].mode: expected an octal mode such as "0600"',
+    ),
+    (
+        "hook without command",
+        {"hooks": {"before_switch": [{"once": True}]}},
+        "hooks.before_switch[0].command: required key is missing",
+    ),
     ("hook phase", {"hooks": {"before_lunch": []}}, "hooks.before_lunch: unknown key"),
-    ("hook once type", {"hooks": {"after_switch": [{"command": "x", "once": "yes"}]}}, "hooks.after_switch[0].once: expected true or false"),
-    ("policy", {"ssh": {"host_key_policy": "yolo"}}, "ssh.host_key_policy: expected one of strict, accept-new"),
+    (
+        "hook once type",
+        {"hooks": {"after_switch": [{"command": "x", "once": "yes"}]}},
+        "hooks.after_switch[0].once: expected true or false",
+    ),
+    (
+        "policy",
+        {"ssh": {"host_key_policy": "yolo"}},
+        "ssh.host_key_policy: expected one of strict, accept-new",
+    ),
     ("timeout", {"ssh": {"connect_timeout": 0}}, "ssh.connect_timeout: expected a number above 0"),
     ("vars list", {"vars": [1]}, "vars: expected a mapping"),
     ("parallel", {"parallel": 0}, "parallel: expected an integer of at least 1"),
@@ -91,7 +143,10 @@ def test_broken_configs_name_file_and_key(tmp_path, label, change, message):
 
 def test_required_key_missing_says_where_to_set_it(tmp_path):
     stage = {k: v for k, v in GOOD.items() if k != "application"}
-    with pytest.raises(ConfigError, match=r"config/prod.yml: application: required key is missing \(set it in config/deploy.yml or config/prod.yml\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config/prod.yml: application: required key is missing \(set it in config/deploy.yml or config/prod.yml\)",
+    ):
         load(write(tmp_path, stage), "prod")
 
 

@@ -11,8 +11,15 @@ from deployer.facts import COMPLETE, PARTIAL, HostFacts
 
 
 def ev(release, status, event="deploy", at=None, id=None):
-    return releaselog.Event(id=id or f"{event}{release}{status}", event=event, at=at or "", by="t", stage="s",
-                            release=release, status=status)
+    return releaselog.Event(
+        id=id or f"{event}{release}{status}",
+        event=event,
+        at=at or "",
+        by="t",
+        stage="s",
+        release=release,
+        status=status,
+    )
 
 
 def timeline(*pairs):
@@ -20,7 +27,7 @@ def timeline(*pairs):
 
 
 def facts(releases, current, log=()):
-    return HostFacts(exists=True, current=current, releases={n: COMPLETE for n in releases}, log=list(log))
+    return HostFacts(exists=True, current=current, releases=dict.fromkeys(releases, COMPLETE), log=list(log))
 
 
 def test_next_release_is_one_past_anything_seen_anywhere():
@@ -31,9 +38,15 @@ def test_next_release_is_one_past_anything_seen_anywhere():
 
 
 def test_rollback_skips_rolled_back_and_failed():
-    log = timeline(("deploy", 1, "active"), ("deploy", 2, "active"), ("deploy", 3, "active"),
-                   ("rollback", 2, "active"), ("rollback", 3, "rolled-back"),
-                   ("deploy", 4, "active"), ("deploy", 5, "failed"))
+    log = timeline(
+        ("deploy", 1, "active"),
+        ("deploy", 2, "active"),
+        ("deploy", 3, "active"),
+        ("rollback", 2, "active"),
+        ("rollback", 3, "rolled-back"),
+        ("deploy", 4, "active"),
+        ("deploy", 5, "failed"),
+    )
     assert plan.rollback_candidates(log, current=4) == [2, 1]
 
 
@@ -62,14 +75,16 @@ def test_choose_rollback_with_nothing_earlier():
 
 
 def test_cleanup_removes_broken_first_and_keeps_protected():
-    fact = HostFacts(current=6, releases={1: COMPLETE, 2: COMPLETE, 3: PARTIAL, 4: COMPLETE, 5: COMPLETE, 6: COMPLETE})
+    fact = HostFacts(
+        current=6, releases={1: COMPLETE, 2: COMPLETE, 3: PARTIAL, 4: COMPLETE, 5: COMPLETE, 6: COMPLETE}
+    )
     statuses = {4: releaselog.FAILED}
     assert plan.cleanup_victims(fact, keep=2, protected={1}, statuses=statuses) == [2, 3, 4]
     assert plan.cleanup_victims(fact, keep=10, protected=set(), statuses={}) == [3]
 
 
 def test_cleanup_never_removes_current_even_when_old():
-    fact = HostFacts(current=1, releases={n: COMPLETE for n in range(1, 6)})
+    fact = HostFacts(current=1, releases=dict.fromkeys(range(1, 6), COMPLETE))
     assert plan.cleanup_victims(fact, keep=2, protected=set(), statuses={}) == [2, 3]
 
 
