@@ -36,7 +36,7 @@ class Stage:
         (app / "bin").mkdir(parents=True)
         (app / "index.html").write_text("hello\n")
         # Mostly unchanged between releases, so a redeploy sends a delta.
-        (app / "bin" / "serve").write_text("".join(f"line {i}\n" for i in range(20000)))
+        (app / "bin" / "serve").write_text("".join(f"line {i}\n" for i in range(2000)))
         (self.root / "templates").mkdir()
         (self.root / "templates" / "app.env.j2").write_text("HOST={{ host.name }}\n")
         self.settings: dict = {
