@@ -91,3 +91,26 @@ def test_promote_refuses_a_release_changed_on_the_server(stages):
     assert p.sh(2, f"ls -A {p.deploy_to}-production 2>/dev/null || echo absent").strip() == "absent"  # untouched
     assert [p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort")
             for i in range(2)] == staging_before  # and the source neither (no lock left)
+
+
+def test_promote_dry_run_changes_nothing_and_shows_what_would_be_sent(stages):
+    p = stages
+    run(p, "deploy", "--stage=staging")
+    staging = [p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)]
+    dry = run(p, "promote", "--from=staging", "--to=production", "--dry-run")
+    assert "dry run: nothing was changed" in dry.stdout, dry.stdout
+    assert "tar -x" in dry.stdout  # the unpack it would run on the production host
+    assert p.sh(2, f"ls -A {p.deploy_to}-production 2>/dev/null || echo absent").strip() == "absent"
+    assert [p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)] == staging
+    run(p, "promote", "--from=staging", "--to=production")  # the real one then works
+    assert p.sh(2, f"readlink {p.deploy_to}-production/current").strip() == "releases/1"
+
+
+@pytest.mark.parametrize("args", [("--from=staging",), ("--to=production",), ()], ids=["no-to", "no-from", "neither"])
+def test_promote_needs_from_and_to_and_contacts_no_host(stages, args):
+    p = stages
+    logins = [h.logins() for h in p.hosts]
+    result = p.invoke("promote", *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "error: promote: give both --from=<stage> and --to=<stage>", result.stderr
+    assert [h.logins() for h in p.hosts] == logins

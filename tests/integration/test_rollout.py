@@ -14,6 +14,13 @@ pytestmark = pytest.mark.ssh
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello"
 
 
+def listening(port: int) -> str:
+    """A hook that waits (generous deadline, never silent) until the app answers on ``port``:
+    the app starts in the background, and the health check must judge it, not its start-up."""
+    return (f"i=0; until curl -s -o /dev/null http://127.0.0.1:{port}/; do i=$((i+1)); "
+            f"if [ $i -gt 600 ]; then echo 'app never listened' >&2; exit 1; fi; echo waiting; sleep 0.1; done")
+
+
 @pytest.fixture
 def web_project(project):
     shutil.rmtree(project.root / "app")
@@ -22,10 +29,11 @@ def web_project(project):
     serve = f"APP_PORT={port} ./bin/serve"
     project.set(
         hooks={
-            "after_switch": [{"command": serve}, {"command": "date +%s%N >> $DEPLOYER_DEPLOY_TO/switched_at"}],
-            "after_rollback": [{"command": serve}],
+            "after_switch": [{"command": serve}, {"command": listening(port)},
+                             {"command": "date +%s%N >> $DEPLOYER_DEPLOY_TO/switched_at"}],
+            "after_rollback": [{"command": serve}, {"command": listening(port)}],
         },
-        healthcheck={"url": f"http://127.0.0.1:{port}/up", "retries": 10, "interval": 0.2, "timeout": 2},
+        healthcheck={"url": f"http://127.0.0.1:{port}/up", "retries": 3, "interval": 0.2, "timeout": 5},
     )
     project.port = port
     yield project
@@ -38,12 +46,28 @@ def serving(project, index: int) -> str:
 
 
 def test_good_release_rolls_through_batches_in_order(web_project):
+    """Canary, then one host per batch: each host is switched only after the previous batch
+    passed its health check. The order is read on the hosts (one kernel clock for all
+    containers): the after_switch hook and the health check (its ``command`` form) each
+    append a timestamp."""
     p = web_project
+    probe = (f"curl -fsS -o /dev/null http://127.0.0.1:{p.port}/up && "
+             f"date +%s%N >> {p.deploy_to}/healthy_at")
+    p.overrides["healthcheck"] = {"command": probe, "retries": 3, "interval": 0.2, "timeout": 5}  # instead of url
     p.set(rollout={"canary": 1, "batch_size": 1})
     p.deploy()
+    marks = [len(p.read(i, "healthy_at").split()) for i in range(3)]
     p.deploy()
-    times = [int(p.read(i, "switched_at").split()[-1]) for i in range(3)]
-    assert times == sorted(times), times  # canary first, then one host per batch
+    switched = [int(p.read(i, "switched_at").split()[-1]) for i in range(3)]
+    healthy = [p.read(i, "healthy_at").split() for i in range(3)]
+    assert [len(h) for h in healthy] == [m + 1 for m in marks]  # checked once per deploy, per host
+    healthy_at = [int(h[-1]) for h in healthy]
+    order = sorted(range(3), key=lambda i: switched[i])
+    events = []
+    for i in order:
+        events += [("switch", i, switched[i]), ("healthy", i, healthy_at[i])]
+    times = [t for _, _, t in events]
+    assert times == sorted(times), events  # switch A, A healthy, switch B, B healthy, switch C, ...
     assert [p.current(i) for i in range(3)] == ["releases/2"] * 3
     assert [serving(p, i) for i in range(3)] == ["ok"] * 3
     out = "".join(p.output)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from deployer.config import Schedule, load
@@ -50,8 +52,79 @@ def test_cron_schedule_installs_runs_and_unschedules(project):
     assert "deploy lock held, skipping" in p.sh(1, f"/bin/sh {d}/.deployer/cleanup.sh")
     assert p.release_dirs(1) == [1, 2, 3, 4, 5]
     p.sh(1, f"rmdir {d}/.deployer/lock")
+    # Both flags at once: refused before any host is contacted; the schedule stays.
+    logins = [h.logins() for h in p.hosts]
+    both = p.invoke("cleanup", "--stage=test", "--schedule", "--unschedule")
+    assert both.returncode == 2 and both.stderr.strip() == "error: cleanup: choose one of --schedule and --unschedule"
+    assert [h.logins() for h in p.hosts] == logins
+    for index in range(3):
+        assert f"# deployer-cleanup:{d}" in p.sh(index, "crontab -l") and p.exists(index, ".deployer/cleanup.sh")
     gone = p.invoke("cleanup", "--stage=test", "--unschedule")
     assert gone.returncode == 0, gone.stderr
     for index in range(3):
         assert "deployer-cleanup" not in p.sh(index, "crontab -l 2>/dev/null || true")
         assert not p.exists(index, ".deployer/cleanup.sh")
+
+
+# -- via: auto, on a host that has systemd and on one that has not -------------------------------
+
+# A stand-in for systemd's systemctl (the test image has no systemd as PID 1): it answers
+# the detection (`systemctl --user show-environment`) and records every call, so the test
+# proves which host-side commands the tool runs and which unit files it installs.
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$*" >> /tmp/systemctl-calls
+case "$*" in *show-environment*) echo HOME=/home/deploy;; esac
+exit 0
+"""
+
+
+@pytest.fixture
+def lone_host(ssh_image, ssh_key):
+    """A host of its own: the fake systemctl must not change what other tests' hosts detect."""
+    from sshd.hosts import start_hosts
+
+    host = start_hosts(ssh_image, (ssh_key.parent / "id_ed25519.pub").read_text().strip(), 1)[0]
+    yield host
+    host.stop()
+    subprocess.run(["docker", "rm", "-f", "-v", host.container_id], capture_output=True)
+
+
+@pytest.mark.ssh
+def test_auto_installs_a_systemd_timer_where_systemd_answers_else_cron(lone_host, ssh_key, tmp_path):
+    from project import Project
+
+    p = Project.create(tmp_path, [lone_host], ssh_key)
+    for _ in range(4):
+        p.deploy()
+    p.set(keep_releases=2, schedule={"via": "auto", "calendar": "hourly"})
+    d, unit = p.deploy_to, "deployer-cleanup-demo-test"
+    units = "/home/deploy/.config/systemd/user"
+    lone_host.sh(f"cat > /usr/local/bin/systemctl <<'EOF'\n{FAKE_SYSTEMCTL}EOF\nchmod 755 /usr/local/bin/systemctl",
+                 user="root")
+    result = p.invoke("cleanup", "--stage=test", "--schedule")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "systemd: cleanup hourly, keeping 2" in result.stdout, result.stdout
+    assert lone_host.sh("cat /tmp/systemctl-calls").splitlines() == [
+        "--user show-environment", "--user daemon-reload", f"--user enable --now {unit}.timer"]
+    timer = lone_host.sh(f"cat {units}/{unit}.timer")
+    service = lone_host.sh(f"cat {units}/{unit}.service")
+    assert "OnCalendar=hourly" in timer and "WantedBy=timers.target" in timer
+    exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    assert exec_start == f"ExecStart=/bin/sh {d}/.deployer/cleanup.sh"
+    assert lone_host.sh("crontab -l 2>/dev/null || true").strip() == ""  # not cron as well
+    # Run what the timer would run, as the user systemd --user runs it for.
+    lone_host.sh(exec_start.removeprefix("ExecStart="))
+    assert p.release_dirs(0) == [3, 4] and p.current(0) == "releases/4"
+
+    gone = p.invoke("cleanup", "--stage=test", "--unschedule")
+    assert gone.returncode == 0, gone.stderr
+    assert lone_host.sh(f"ls {units}").split() == []
+    assert f"--user disable --now {unit}.timer" in lone_host.sh("cat /tmp/systemctl-calls")
+    assert not p.exists(0, ".deployer/cleanup.sh")
+
+    lone_host.sh("rm /usr/local/bin/systemctl", user="root")  # a host without systemd: cron
+    result = p.invoke("cleanup", "--stage=test", "--schedule")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cron: cleanup 17 3 * * *" in result.stdout, result.stdout
+    assert f"17 3 * * * /bin/sh {d}/.deployer/cleanup.sh" in lone_host.sh("crontab -l")
+    assert lone_host.sh(f"ls {units}").split() == []
