@@ -19,12 +19,12 @@ from typing import Any
 import yaml
 
 from deployer import config as cfg
+from deployer.config import deep_merge
+from deployer.output import Reporter
 from deployer.recipes import cleanup as cleanup_ops
 from deployer.recipes import deploy as deploy_ops
 from deployer.recipes import rollback as rollback_ops
 from deployer.recipes import status
-from deployer.config import deep_merge
-from deployer.output import Reporter
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ class Project:
     output: list[str] = field(default_factory=list)
 
     @classmethod
-    def create(cls, root: Path, hosts: list, key: Path | None) -> "Project":
+    def create(cls, root: Path, hosts: list, key: Path | None) -> Project:
         root = root / "proj"
         (root / "config").mkdir(parents=True)
         (root / "templates").mkdir()
@@ -48,7 +48,9 @@ class Project:
         app = root / "app"
         (app / "bin").mkdir(parents=True)
         (app / "index.html").write_text("hello\n")
-        (app / "bin" / "migrate").write_text('#!/bin/sh\necho "migrate $DEPLOYER_RELEASE" >> "$DEPLOYER_DEPLOY_TO/migrations.log"\n')
+        (app / "bin" / "migrate").write_text(
+            '#!/bin/sh\necho "migrate $DEPLOYER_RELEASE" >> "$DEPLOYER_DEPLOY_TO/migrations.log"\n'
+        )
         (app / "bin" / "migrate").chmod(0o755)
         (root / "templates" / "app.env.j2").write_text(
             "RELEASE={{ release }}\nHOST={{ host.name }}\nGREETING={{ vars.greeting }}\n"
@@ -75,11 +77,20 @@ class Project:
         if self.hosts:
             stage["transport"] = "ssh"
             stage["hosts"] = [
-                {"host": "127.0.0.1", "port": h.port, "user": "deploy", "roles": ["web", "db"] if i == 0 else ["web"]}
+                {
+                    "host": "127.0.0.1",
+                    "port": h.port,
+                    "user": "deploy",
+                    "roles": ["web", "db"] if i == 0 else ["web"],
+                }
                 for i, h in enumerate(self.hosts)
             ]
-            stage["ssh"] = {"identity_file": str(self.key), "known_hosts": str(self.root / "known_hosts"),
-                            "connect_timeout": 5, "command_timeout": 30}
+            stage["ssh"] = {
+                "identity_file": str(self.key),
+                "known_hosts": str(self.root / "known_hosts"),
+                "connect_timeout": 5,
+                "command_timeout": 30,
+            }
         else:
             stage["transport"] = "local"
         return stage
@@ -88,7 +99,7 @@ class Project:
         data = deep_merge(self.base_stage(), self.overrides)
         (self.root / "config" / f"{self.stage}.yml").write_text(yaml.safe_dump(data, sort_keys=False))
 
-    def set(self, **overrides: Any) -> "Project":
+    def set(self, **overrides: Any) -> Project:
         self.overrides = deep_merge(self.overrides, overrides)
         self.write_stage()
         return self
@@ -123,10 +134,15 @@ class Project:
         return status.check(self.config(), self.reporter())
 
     # -- actions (the real CLI) -----------------------------------------------------
-    def invoke(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    def invoke(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "invoke", *args],
-            cwd=self.root, capture_output=True, text=True, timeout=timeout,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={**os.environ, **(env or {})},
         )
 
@@ -159,7 +175,9 @@ class Project:
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def exists(self, index: int, path: str) -> bool:
-        return self.sh(index, f"test -e {self.absolute_deploy_to}/{path} && echo yes || true").strip() == "yes"
+        return (
+            self.sh(index, f"test -e {self.absolute_deploy_to}/{path} && echo yes || true").strip() == "yes"
+        )
 
     def read(self, index: int, path: str) -> str:
         return self.sh(index, f"cat {self.absolute_deploy_to}/{path}")
@@ -169,10 +187,15 @@ class Project:
 
     def snapshot(self, index: int = 0) -> str:
         """Every path under deploy_to with its type and link target: to prove nothing changed."""
-        return self.sh(index, f"cd {self.absolute_deploy_to} 2>/dev/null && find . -printf '%y %p %l %s\\n' | sort || true")
+        return self.sh(
+            index,
+            f"cd {self.absolute_deploy_to} 2>/dev/null && find . -printf '%y %p %l %s\\n' | sort || true",
+        )
 
     # -- barriers: a hook waits for a file the test creates (never a sleep) ------------
-    def barrier_hook(self, name: str, ticking: bool = True, limit: float = 120, folder: str | None = None) -> str:
+    def barrier_hook(
+        self, name: str, ticking: bool = True, limit: float = 120, folder: str | None = None
+    ) -> str:
         """A hook command that marks ``<folder>/<name>.reached`` on its host (``folder``
         defaults to deploy_to), then waits until the test calls :meth:`release_barrier`
         (``<name>.go`` appears). It prints a tick every 0.2 s, so ``ssh.command_timeout``
@@ -180,16 +203,20 @@ class Project:
         seconds it gives up and fails, so a forgotten barrier cannot hang anything."""
         where = folder or "$DEPLOYER_DEPLOY_TO"
         tick = "echo tick; " if ticking else ""
-        return (f'touch "{where}/{name}.reached"; i=0; '
-                f'while [ ! -e "{where}/{name}.go" ]; do i=$((i+1)); '
-                f'if [ $i -gt {int(limit / 0.2)} ]; then echo "barrier {name} never released" >&2; exit 99; fi; '
-                f'{tick}sleep 0.2; done')
+        return (
+            f'touch "{where}/{name}.reached"; i=0; '
+            f'while [ ! -e "{where}/{name}.go" ]; do i=$((i+1)); '
+            f'if [ $i -gt {int(limit / 0.2)} ]; then echo "barrier {name} never released" >&2; exit 99; fi; '
+            f"{tick}sleep 0.2; done"
+        )
 
     def reached(self, name: str, indexes: list[int] | None = None, folder: str | None = None) -> bool:
         """Has the barrier hook ``name`` started on every host in ``indexes`` (default all)?"""
         where = folder or self.absolute_deploy_to
-        return all(self.sh(i, f"test -e {where}/{name}.reached && echo yes || true").strip() == "yes"
-                   for i in (range(self.host_count) if indexes is None else indexes))
+        return all(
+            self.sh(i, f"test -e {where}/{name}.reached && echo yes || true").strip() == "yes"
+            for i in (range(self.host_count) if indexes is None else indexes)
+        )
 
     def release_barrier(self, name: str, indexes: list[int] | None = None, folder: str | None = None) -> None:
         where = folder or self.absolute_deploy_to

@@ -16,7 +16,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from project import Project
 
 from .support import remove_containers
@@ -70,7 +69,9 @@ def fresh_hosts(ssh_image, ssh_key):
     started: list = []
 
     def start(count: int = 3, **docker_run_kwargs):
-        hosts = start_hosts(ssh_image, (ssh_key.parent / "id_ed25519.pub").read_text().strip(), count, **docker_run_kwargs)
+        hosts = start_hosts(
+            ssh_image, (ssh_key.parent / "id_ed25519.pub").read_text().strip(), count, **docker_run_kwargs
+        )
         started.extend(hosts)
         return hosts
 

@@ -12,10 +12,10 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
-
+from typing import Any
 
 _T0 = time.monotonic()
 
@@ -49,7 +49,9 @@ class Gaps:
             raise KnownGap(" || ".join(self.items))
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.05, what: str = "a condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.05, what: str = "a condition"
+) -> Any:
     """Poll until ``predicate`` returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -63,6 +65,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float 
 
 
 # -- docker faults ----------------------------------------------------------------------
+
 
 def docker(*args: str, check: bool = True, timeout: float = 90) -> str:
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
@@ -86,6 +89,7 @@ def unpause(host) -> None:
 def start_again(host) -> None:
     """``docker start`` a killed container, read its (possibly new) published port, and
     wait until its sshd listens again. Updates ``host.port`` in place."""
+
     def listening() -> int:
         proc = subprocess.run(["docker", "logs", host.container_id], capture_output=True, text=True)
         return (proc.stdout + proc.stderr).count("Server listening")
@@ -111,11 +115,15 @@ def remove_containers(hosts: Sequence) -> None:
         subprocess.run(["docker", "rm", "-f", "-v", *ids], capture_output=True)
 
 
-def exec_argv(host, argv: Sequence[str], user: str = "deploy", check: bool = True, input: str | None = None) -> str:
+def exec_argv(
+    host, argv: Sequence[str], user: str = "deploy", check: bool = True, input: str | None = None
+) -> str:
     """Run a command in the container with an argv (no shell: hostile paths stay intact)."""
     proc = subprocess.run(
         ["docker", "exec", *(["-i"] if input is not None else []), "-u", user, host.container_id, *argv],
-        capture_output=True, text=True, input=input,
+        capture_output=True,
+        text=True,
+        input=input,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"in {host.name}: {list(argv)!r} exited {proc.returncode}: {proc.stderr}")
@@ -224,6 +232,7 @@ def world_writable(host, path: str) -> list[str]:
 
 # -- the real CLI, as a process a test can interrupt ---------------------------------------
 
+
 class CliRun:
     """``python -m invoke <args>`` in the project, output to files (no pipe can fill up)."""
 
@@ -237,8 +246,12 @@ class CliRun:
         self.started = time.monotonic()
         with self.out_path.open("w") as out, self.err_path.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "invoke", *args], cwd=project.root, stdout=out, stderr=err,
-                env={**os.environ, **(env or {})}, start_new_session=True,
+                [sys.executable, "-m", "invoke", *args],
+                cwd=project.root,
+                stdout=out,
+                stderr=err,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
             )
 
     @property
@@ -252,7 +265,7 @@ class CliRun:
         trace(f"signal {sig}")
         self.proc.send_signal(sig)
 
-    def finish(self, timeout: float = 90) -> "Finished":
+    def finish(self, timeout: float = 90) -> Finished:
         """Wait for the process; if it does not end within ``timeout`` it hung: kill it and fail."""
         try:
             code = self.proc.wait(timeout=timeout)
@@ -263,7 +276,9 @@ class CliRun:
                 f"invoke {' '.join(self.args)} did not finish within {timeout:g}s (it hangs); "
                 f"stderr so far: {self.err_path.read_text()[-2000:]}"
             ) from None
-        finished = Finished(code, self.out_path.read_text(), self.err_path.read_text(), time.monotonic() - self.started)
+        finished = Finished(
+            code, self.out_path.read_text(), self.err_path.read_text(), time.monotonic() - self.started
+        )
         trace(f"invoke {' '.join(self.args)} exited {code}: {finished.stderr.strip()[-300:]}")
         return finished
 
@@ -285,13 +300,17 @@ class Finished:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def assert_one_line_error(result: Finished | subprocess.CompletedProcess, code: int | Sequence[int], *needles: str) -> str:
+def assert_one_line_error(
+    result: Finished | subprocess.CompletedProcess, code: int | Sequence[int], *needles: str
+) -> str:
     """A failure that is exactly one line on stderr, with the exit code and every needle."""
     codes = (code,) if isinstance(code, int) else tuple(code)
     stderr = result.stderr
     trace(f"error line checked: {stderr.strip()[-400:]!r}")
     returncode = result.code if isinstance(result, Finished) else result.returncode
-    assert returncode in codes, f"exit {returncode}, expected {codes}; stderr: {stderr!r}; stdout tail: {result.stdout[-1500:]!r}"
+    assert returncode in codes, (
+        f"exit {returncode}, expected {codes}; stderr: {stderr!r}; stdout tail: {result.stdout[-1500:]!r}"
+    )
     assert "Traceback" not in stderr and "Traceback" not in result.stdout, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {stderr!r}"
@@ -304,7 +323,10 @@ def use_hosts(project, roles: Sequence[Sequence[str]] | None = None) -> None:
     """(Re)write the stage's hosts and known_hosts from the hosts' current ports (after a
     ``docker start`` a port may have changed), optionally with chosen roles."""
     roles = roles or [["web", "db"] if i == 0 else ["web"] for i in range(len(project.hosts))]
-    project.set(hosts=[
-        {"host": "127.0.0.1", "port": h.port, "user": "deploy", "roles": list(r)} for h, r in zip(project.hosts, roles)
-    ])
+    project.set(
+        hosts=[
+            {"host": "127.0.0.1", "port": h.port, "user": "deploy", "roles": list(r)}
+            for h, r in zip(project.hosts, roles)
+        ]
+    )
     (project.root / "known_hosts").write_text("".join(h.host_key_line() + "\n" for h in project.hosts))

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.ssh
 
 # -- the disk fills during unpack --------------------------------------------------------------
 
+
 def test_disk_full_during_unpack(fresh_hosts, fresh_project, ssh_hosts, medium_artifact):
     """deploy_to is an 8 MB tmpfs on one host (a normal disk on the other); the artifact
     unpacks to 16 MB."""
@@ -36,14 +37,19 @@ def test_disk_full_during_unpack(fresh_hosts, fresh_project, ssh_hosts, medium_a
     line = assert_one_line_error(result, 1, f"host {full.name}")
     for state in states(project):
         assert state.current == "releases/1" and state.current_ok, (state.name, state.current)
-        assert state.numbers == [1] and not state.partial, (state.name, state.releases)  # partial release removed
+        assert state.numbers == [1] and not state.partial, (
+            state.name,
+            state.releases,
+        )  # partial release removed
         assert not state.locked, (state.name, state.lock)
         assert state.log is not None and state.log.endswith("\n") and state.events, state.log  # log intact
     free_kb = int(full.sh(f"df -Pk {mount} | awk 'NR==2 {{print $4}}'").strip())
     assert free_kb > 6 * 1024, free_kb  # the half-unpacked files are gone
 
     check = project.invoke("check", "--stage=test")
-    assert check.returncode == 1 and re.search(rf"{re.escape(full.name)}: \d+ problem", check.stdout), check.stdout
+    assert check.returncode == 1 and re.search(rf"{re.escape(full.name)}: \d+ problem", check.stdout), (
+        check.stdout
+    )
     assert "free" in check.stdout
 
     project.set(artifact={"path": "app"})
@@ -51,12 +57,15 @@ def test_disk_full_during_unpack(fresh_hosts, fresh_project, ssh_hosts, medium_a
     assert {s.current for s in states(project)} == {"releases/3"}
 
     gaps = Gaps()
-    gaps.expect(re.search(r"\bfree\b", line) and re.search(r"\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|bytes)\b", line),
-                f"the error does not state the host's free space: {line!r}")
+    gaps.expect(
+        re.search(r"\bfree\b", line) and re.search(r"\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|bytes)\b", line),
+        f"the error does not state the host's free space: {line!r}",
+    )
     gaps.check()
 
 
 # -- deploy_to not writable by the SSH user -----------------------------------------------------
+
 
 @pytest.mark.parametrize("case", ["parent-not-writable", "deploy_to-not-writable"])
 def test_unwritable_deploy_to_is_a_clear_error_from_check_and_deploy(project, case):
@@ -82,15 +91,19 @@ def test_unwritable_deploy_to_is_a_clear_error_from_check_and_deploy(project, ca
 
 # -- a hand-edited layout: dangling current, foreign entries ------------------------------------
 
+
 def test_dangling_current_and_foreign_entries_are_reported_and_never_deleted(project):
     project.deploy()
     project.deploy()
     d = project.deploy_to
     dangling, alien = project.hosts[1], project.hosts[2]
     project.sh(1, f"rm -rf {d}/releases/2")  # current now points to a removed release
-    project.sh(2, f"mkdir -p {d}/releases/foreign {d}/releases/0042 {d}/releases/.hidden && "
-                  f"echo keep > {d}/releases/foreign/KEEP && echo keep > {d}/releases/0042/KEEP && "
-                  f"echo notes > {d}/releases/README")
+    project.sh(
+        2,
+        f"mkdir -p {d}/releases/foreign {d}/releases/0042 {d}/releases/.hidden && "
+        f"echo keep > {d}/releases/foreign/KEEP && echo keep > {d}/releases/0042/KEEP && "
+        f"echo notes > {d}/releases/README",
+    )
     project.sh(0, f"echo mine > {d}/NOTES")
     foreign = "find {d} -path '*/releases/foreign*' -o -path '*/releases/0042*' -o -path '*/releases/README' -o -path '*/releases/.hidden' -o -name NOTES"
     kept = [project.sh(i, foreign.format(d=d) + " | sort") for i in range(3)]
@@ -126,19 +139,27 @@ def test_dangling_current_and_foreign_entries_are_reported_and_never_deleted(pro
 def test_failed_deploy_restores_a_hand_made_current_link(project):
     project.deploy()
     d = project.deploy_to
-    project.sh(2, f"mkdir {d}/releases/handmade && echo by-hand > {d}/releases/handmade/index.html && "
-                  f"ln -s releases/handmade {d}/tmp-link && mv -T {d}/tmp-link {d}/current")
+    project.sh(
+        2,
+        f"mkdir {d}/releases/handmade && echo by-hand > {d}/releases/handmade/index.html && "
+        f"ln -s releases/handmade {d}/tmp-link && mv -T {d}/tmp-link {d}/current",
+    )
     check = project.invoke("check", "--stage=test")
-    assert "current points to 'releases/handmade', which is not a release directory" in check.stdout, check.stdout
+    assert "current points to 'releases/handmade', which is not a release directory" in check.stdout, (
+        check.stdout
+    )
     project.set(hooks={"after_switch": [{"command": "exit 1"}]})
     failed = project.invoke("deploy", "--stage=test")
     assert failed.returncode == 1, failed.stderr
     st = states(project)
-    assert [s.current for s in st] == ["releases/1", "releases/1", "releases/handmade"], [s.current for s in st]
+    assert [s.current for s in st] == ["releases/1", "releases/1", "releases/handmade"], [
+        s.current for s in st
+    ]
     assert project.read(2, "current/index.html") == "by-hand\n"
 
 
 # -- what the tool creates on hosts is never world-writable ------------------------------------
+
 
 def test_files_the_tool_creates_are_not_world_writable_even_with_umask_000(fresh_hosts, fresh_project):
     """The SSH user's shell starts with ``umask 000`` (first line of ~/.bashrc, which bash
@@ -149,8 +170,10 @@ def test_files_the_tool_creates_are_not_world_writable_even_with_umask_000(fresh
     (project.root / "templates" / "secret.env.j2").write_text("TOKEN=abc\n")
     project.set(
         shared={"dirs": ["log", "tmp/cache"]},
-        templates=[{"src": "app.env.j2", "dest": "app.env"},
-                   {"src": "secret.env.j2", "dest": "config/secret.env", "mode": "0600"}],
+        templates=[
+            {"src": "app.env.j2", "dest": "app.env"},
+            {"src": "secret.env.j2", "dest": "config/secret.env", "mode": "0600"},
+        ],
         hooks={"before_switch": [{"command": "umask > /home/deploy/umask-seen"}]},
     )
     project.deploy()
@@ -162,8 +185,11 @@ def test_files_the_tool_creates_are_not_world_writable_even_with_umask_000(fresh
     project.set(hooks={"before_switch": [{"command": project.barrier_hook(barrier, folder=folder)}]})
     run = CliRun(project, "deploy", "--stage=test")
     try:
-        wait_for(lambda: project.reached(barrier, folder=folder) or not run.running(),
-                 timeout=120, what="the hook to run while the lock is held")
+        wait_for(
+            lambda: project.reached(barrier, folder=folder) or not run.running(),
+            timeout=120,
+            what="the hook to run while the lock is held",
+        )
         assert run.running(), run.finish().stderr
         held = world_writable(host, project.deploy_to)
         assert host_state(host, project.deploy_to).locked
@@ -179,6 +205,8 @@ def test_files_the_tool_creates_are_not_world_writable_even_with_umask_000(fresh
     project.cleanup()
     assert held == [], held
     assert world_writable(host, project.deploy_to) == []
-    modes = host.sh(f"stat -c '%a %n' {project.deploy_to}/.deployer/log.jsonl {project.deploy_to}/current/.deployer-release.json "
-                    f"{project.deploy_to}/current/config/secret.env")
+    modes = host.sh(
+        f"stat -c '%a %n' {project.deploy_to}/.deployer/log.jsonl {project.deploy_to}/current/.deployer-release.json "
+        f"{project.deploy_to}/current/config/secret.env"
+    )
     assert modes.split()[::2] == ["644", "644", "600"], modes

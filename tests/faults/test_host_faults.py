@@ -14,7 +14,6 @@ import pytest
 
 from .support import (
     CliRun,
-    trace,
     Gaps,
     assert_one_line_error,
     host_state,
@@ -23,6 +22,7 @@ from .support import (
     remove_containers,
     start_again,
     states,
+    trace,
     unpause,
     use_hosts,
     wait_for,
@@ -70,7 +70,10 @@ def assert_converged(project) -> int:
 
 # -- one of three hosts killed during the upload ---------------------------------------------
 
-def test_host_killed_during_upload_fails_naming_it_and_next_deploy_succeeds(fresh_hosts, fresh_project, big_artifact):
+
+def test_host_killed_during_upload_fails_naming_it_and_next_deploy_succeeds(
+    fresh_hosts, fresh_project, big_artifact
+):
     hosts = fresh_hosts(3)
     project = fresh_project(hosts)
     project.set(ssh={"connect_timeout": 5, "command_timeout": 10})
@@ -80,8 +83,11 @@ def test_host_killed_during_upload_fails_naming_it_and_next_deploy_succeeds(fres
     project.set(artifact={"path": str(big_artifact)})
     run = CliRun(project, "deploy", "--stage=test")
     try:
-        wait_for(lambda: "2" in host_state(victim, project.deploy_to).releases or not run.running(),
-                 timeout=60, what="the upload of release 2 to start on the victim")
+        wait_for(
+            lambda: "2" in host_state(victim, project.deploy_to).releases or not run.running(),
+            timeout=60,
+            what="the upload of release 2 to start on the victim",
+        )
         assert run.running(), f"the deploy ended before the host could be killed: {run.finish().stderr}"
         kill(victim)
         trace("killed")
@@ -93,7 +99,10 @@ def test_host_killed_during_upload_fails_naming_it_and_next_deploy_succeeds(fres
     survivor_states = [host_state(h, project.deploy_to) for h in survivors]
     for state in survivor_states:
         assert state.current == "releases/1", (state.name, state.current)  # nothing switched
-        assert state.numbers == [1] and not state.partial, (state.name, state.releases)  # no half-built release
+        assert state.numbers == [1] and not state.partial, (
+            state.name,
+            state.releases,
+        )  # no half-built release
         assert not state.locked, (state.name, state.lock)  # locks given back
         assert state.statuses(2)[-1:] in ([], ["failed"]), state.statuses(2)
 
@@ -114,6 +123,7 @@ def test_host_killed_during_upload_fails_naming_it_and_next_deploy_succeeds(fres
 
 
 # -- a frozen host (docker pause) -----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def pausable_hosts(ssh_image, ssh_key):
@@ -154,7 +164,10 @@ def test_paused_host_before_connect_fails_within_connect_timeout(frozen_project,
         assert not state.exists, (host.name, state.entries)  # nothing created anywhere, no lock
     gaps = Gaps()
     gaps.expect(len(result.error_lines) == 1, f"stderr is not one line: {result.stderr!r}")
-    gaps.expect("connect_timeout" in last, f"the error does not say the host gave no answer within ssh.connect_timeout: {last!r}")
+    gaps.expect(
+        "connect_timeout" in last,
+        f"the error does not say the host gave no answer within ssh.connect_timeout: {last!r}",
+    )
     gaps.check()
 
 
@@ -202,6 +215,7 @@ def test_paused_host_fails_within_command_timeout(frozen_project, pausable_hosts
 
 # -- a host becomes unreachable after the others switched -------------------------------------
 
+
 def check_divergence_handling(project, result, lost, others, gaps: Gaps) -> None:
     """Shared expectations once ``lost`` dropped off after the switch and the deploy failed."""
     error = assert_one_line_error(result, (1, 4), lost.name)
@@ -213,8 +227,10 @@ def check_divergence_handling(project, result, lost, others, gaps: Gaps) -> None
     assert lost_state.current in ("releases/1", "releases/2"), lost_state.current
     if lost_state.current == "releases/2":  # it could not be switched back: say who runs what
         for host, number in [(h, 1) for h in others] + [(lost, 2)]:
-            gaps.expect(runs_release(error, host.name, number),
-                        f"the error does not say that {host.name} runs release {number}: {error!r}")
+            gaps.expect(
+                runs_release(error, host.name, number),
+                f"the error does not say that {host.name} runs release {number}: {error!r}",
+            )
         listing = project.invoke("releases", "--stage=test")
         assert listing.returncode == 0, listing.stderr
         assert "DIVERGE" in listing.stdout, listing.stdout
@@ -245,11 +261,16 @@ def test_host_paused_during_another_hosts_after_switch_hook(frozen_project, paus
     project, (runner, lost) = frozen_project, pausable_hosts
     project.deploy()
     # The hook waits at a barrier (ticking) that the test opens once the other host is frozen.
-    project.set(hooks={"after_switch": [{"command": project.barrier_hook("in-after") + "; exit 1", "roles": ["db"]}]})
+    project.set(
+        hooks={"after_switch": [{"command": project.barrier_hook("in-after") + "; exit 1", "roles": ["db"]}]}
+    )
     run = CliRun(project, "deploy", "--stage=test")
     try:
-        wait_for(lambda: project.reached("in-after", [0]) or not run.running(),
-                 timeout=120, what="the after_switch hook to start")
+        wait_for(
+            lambda: project.reached("in-after", [0]) or not run.running(),
+            timeout=120,
+            what="the after_switch hook to start",
+        )
         assert run.running(), run.finish().stderr
         pause(lost)
         project.release_barrier("in-after", [0])

@@ -11,6 +11,7 @@ Already covered elsewhere (referenced from docs/reliability.md, not repeated her
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -25,12 +26,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import event as _event
-from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+from project import Project
 
 from deployer.config import STAGE_NAME
 from deployer.errors import ConfigError, DeployerError
-from project import Project
 
 from .support import assert_one_line_error, exec_argv, remove_containers, states
 
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.ssh
 
 
 # -- artifacts refused end to end, before any host changes ------------------------------------------
+
 
 def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], gz: bool = False) -> Path:
     with tarfile.open(path, "w:gz" if gz else "w") as tar:
@@ -97,15 +99,22 @@ def artifact_case(project, case: str) -> tuple[dict, str]:
 
 
 ARTIFACT_CASES = [
-    "directory-past-max_unpacked_size", "gzip-bomb-past-max_unpacked_size",
-    "character-device", "block-device", "fifo", "hardlink-to-absolute-path",
+    "directory-past-max_unpacked_size",
+    "gzip-bomb-past-max_unpacked_size",
+    "character-device",
+    "block-device",
+    "fifo",
+    "hardlink-to-absolute-path",
 ]
 
 
 # -- a catalogue of broken configs, through the real CLI ----------------------------------------
 
+
 def _defaults_without_application(project) -> None:
-    (project.root / "config" / "deploy.yml").write_text(yaml.safe_dump({"keep_releases": 5, "artifact": {"path": "app"}}))
+    (project.root / "config" / "deploy.yml").write_text(
+        yaml.safe_dump({"keep_releases": 5, "artifact": {"path": "app"}})
+    )
 
 
 def _bad_yaml_in_defaults(project) -> None:
@@ -115,6 +124,7 @@ def _bad_yaml_in_defaults(project) -> None:
 def _template(text: str):
     def apply(project) -> None:
         (project.root / "templates" / "app.env.j2").write_text(text)
+
     return apply
 
 
@@ -122,27 +132,112 @@ DEPLOY = ("deploy", "--stage=test")
 
 # (id, change: overrides for config/test.yml or a function, what the one line must contain, CLI args)
 CATALOGUE = [
-    ("keep_releases-zero", {"keep_releases": 0}, ["config/test.yml: keep_releases: expected an integer of at least 1"], DEPLOY),
+    (
+        "keep_releases-zero",
+        {"keep_releases": 0},
+        ["config/test.yml: keep_releases: expected an integer of at least 1"],
+        DEPLOY,
+    ),
     ("unknown-key", {"colour": "blue"}, ["config/test.yml: colour: unknown key"], DEPLOY),
     ("unknown-nested-key", {"ssh": {"timeout": 1}}, ["config/test.yml: ssh.timeout: unknown key"], DEPLOY),
-    ("port-zero", {"hosts": [{"host": "127.0.0.1", "port": 0}]}, ["config/test.yml: hosts[0].port: expected an integer from 1 to 65535"], DEPLOY),
-    ("host-missing", {"hosts": [{"port": 22}]}, ["config/test.yml: hosts[0].host: required key is missing"], DEPLOY),
-    ("roles-not-a-list", {"hosts": [{"host": "127.0.0.1", "roles": "web"}]}, ["config/test.yml: hosts[0].roles: expected a list"], DEPLOY),
-    ("relative-deploy_to", {"deploy_to": "srv/app"}, ["config/test.yml: deploy_to: must be an absolute path"], DEPLOY),
-    ("root-deploy_to", {"deploy_to": "/"}, ["config/test.yml: deploy_to: must not be the root directory"], DEPLOY),
-    ("shared-dir-escapes", {"shared": {"dirs": ["../x"]}}, ["config/test.yml: shared.dirs[0]: must be a relative path inside shared/"], DEPLOY),
-    ("template-dest-escapes", {"templates": [{"src": "app.env.j2", "dest": "../a"}]}, ["config/test.yml: templates[0].dest: must be a relative path inside the release"], DEPLOY),
-    ("template-mode-not-octal", {"templates": [{"src": "app.env.j2", "dest": "a", "mode": "0999"}]}, ["config/test.yml: templates[0].mode: expected an octal mode"], DEPLOY),
-    ("hook-without-command", {"hooks": {"before_switch": [{"once": True}]}}, ["config/test.yml: hooks.before_switch[0].command: required key is missing"], DEPLOY),
-    ("host-key-policy", {"ssh": {"host_key_policy": "yolo"}}, ["config/test.yml: ssh.host_key_policy: expected one of strict, accept-new"], DEPLOY),
-    ("connect-timeout-zero", {"ssh": {"connect_timeout": 0}}, ["config/test.yml: ssh.connect_timeout: expected a number above 0"], DEPLOY),
+    (
+        "port-zero",
+        {"hosts": [{"host": "127.0.0.1", "port": 0}]},
+        ["config/test.yml: hosts[0].port: expected an integer from 1 to 65535"],
+        DEPLOY,
+    ),
+    (
+        "host-missing",
+        {"hosts": [{"port": 22}]},
+        ["config/test.yml: hosts[0].host: required key is missing"],
+        DEPLOY,
+    ),
+    (
+        "roles-not-a-list",
+        {"hosts": [{"host": "127.0.0.1", "roles": "web"}]},
+        ["config/test.yml: hosts[0].roles: expected a list"],
+        DEPLOY,
+    ),
+    (
+        "relative-deploy_to",
+        {"deploy_to": "srv/app"},
+        ["config/test.yml: deploy_to: must be an absolute path"],
+        DEPLOY,
+    ),
+    (
+        "root-deploy_to",
+        {"deploy_to": "/"},
+        ["config/test.yml: deploy_to: must not be the root directory"],
+        DEPLOY,
+    ),
+    (
+        "shared-dir-escapes",
+        {"shared": {"dirs": ["../x"]}},
+        ["config/test.yml: shared.dirs[0]: must be a relative path inside shared/"],
+        DEPLOY,
+    ),
+    (
+        "template-dest-escapes",
+        {"templates": [{"src": "app.env.j2", "dest": "../a"}]},
+        ["config/test.yml: templates[0].dest: must be a relative path inside the release"],
+        DEPLOY,
+    ),
+    (
+        "template-mode-not-octal",
+        {"templates": [{"src": "app.env.j2", "dest": "a", "mode": "0999"}]},
+        ["config/test.yml: templates[0].mode: expected an octal mode"],
+        DEPLOY,
+    ),
+    (
+        "hook-without-command",
+        {"hooks": {"before_switch": [{"once": True}]}},
+        ["config/test.yml: hooks.before_switch[0].command: required key is missing"],
+        DEPLOY,
+    ),
+    (
+        "host-key-policy",
+        {"ssh": {"host_key_policy": "yolo"}},
+        ["config/test.yml: ssh.host_key_policy: expected one of strict, accept-new"],
+        DEPLOY,
+    ),
+    (
+        "connect-timeout-zero",
+        {"ssh": {"connect_timeout": 0}},
+        ["config/test.yml: ssh.connect_timeout: expected a number above 0"],
+        DEPLOY,
+    ),
     ("vars-not-a-mapping", {"vars": [1]}, ["config/test.yml: vars: expected a mapping"], DEPLOY),
-    ("max_unpacked_size-zero", {"artifact": {"max_unpacked_size": 0}}, ["config/test.yml: artifact.max_unpacked_size: expected an integer of at least 1"], DEPLOY),
-    ("application-missing", _defaults_without_application, ["config/test.yml: application: required key is missing"], DEPLOY),
+    (
+        "max_unpacked_size-zero",
+        {"artifact": {"max_unpacked_size": 0}},
+        ["config/test.yml: artifact.max_unpacked_size: expected an integer of at least 1"],
+        DEPLOY,
+    ),
+    (
+        "application-missing",
+        _defaults_without_application,
+        ["config/test.yml: application: required key is missing"],
+        DEPLOY,
+    ),
     ("bad-yaml-in-defaults", _bad_yaml_in_defaults, ["config/deploy.yml: line", "bad YAML"], DEPLOY),
-    ("stage-name-with-shell", None, ["--stage: 'x;touch /tmp/pwned' is not a valid stage name"], ("deploy", "--stage=x;touch /tmp/pwned")),
-    ("rollback-to-not-a-number", None, ["--to: expected a release number"], ("rollback", "--stage=test", "--to=abc")),
-    ("check-with-broken-config", {"parallel": 0}, ["config/test.yml: parallel: expected an integer of at least 1"], ("check", "--stage=test")),
+    (
+        "stage-name-with-shell",
+        None,
+        ["--stage: 'x;touch /tmp/pwned' is not a valid stage name"],
+        ("deploy", "--stage=x;touch /tmp/pwned"),
+    ),
+    (
+        "rollback-to-not-a-number",
+        None,
+        ["--to: expected a release number"],
+        ("rollback", "--stage=test", "--to=abc"),
+    ),
+    (
+        "check-with-broken-config",
+        {"parallel": 0},
+        ["config/test.yml: parallel: expected an integer of at least 1"],
+        ("check", "--stage=test"),
+    ),
 ]
 
 # Template and artifact errors are found by local checks that, since the SSH handshakes run
@@ -150,8 +245,18 @@ CATALOGUE = [
 # host CHANGES (the deploy_to is never created), not that no host is contacted.
 LOCAL_CHECKS = [
     ("template-syntax-error", _template("A={{ oops\n"), ["templates/app.env.j2", "syntax error"], DEPLOY),
-    ("template-env-not-set", _template("A={{ env('FAULTS_NOT_SET_ANYWHERE') }}\n"), ["templates/app.env.j2", "FAULTS_NOT_SET_ANYWHERE", "not set"], DEPLOY),
-    ("artifact-missing", {"artifact": {"path": "nope"}}, ["artifact nope: not found (artifact.path)"], DEPLOY),
+    (
+        "template-env-not-set",
+        _template("A={{ env('FAULTS_NOT_SET_ANYWHERE') }}\n"),
+        ["templates/app.env.j2", "FAULTS_NOT_SET_ANYWHERE", "not set"],
+        DEPLOY,
+    ),
+    (
+        "artifact-missing",
+        {"artifact": {"path": "nope"}},
+        ["artifact nope: not found (artifact.path)"],
+        DEPLOY,
+    ),
 ]
 
 
@@ -159,14 +264,24 @@ def _artifact_change(case: str):
     def apply(project) -> None:
         artifact, _ = artifact_case(project, case)
         project.set(artifact=artifact)
+
     return apply
 
 
-ARTIFACTS = [(f"artifact-{case}", _artifact_change(case), ["artifact", reason], DEPLOY)
-             for case, reason in [(c, {"directory-past-max_unpacked_size": "max_unpacked_size",
-                                       "gzip-bomb-past-max_unpacked_size": "max_unpacked_size",
-                                       "hardlink-to-absolute-path": "hard link"}.get(c, "device or fifo"))
-                                  for c in ARTIFACT_CASES]]
+ARTIFACTS = [
+    (f"artifact-{case}", _artifact_change(case), ["artifact", reason], DEPLOY)
+    for case, reason in [
+        (
+            c,
+            {
+                "directory-past-max_unpacked_size": "max_unpacked_size",
+                "gzip-bomb-past-max_unpacked_size": "max_unpacked_size",
+                "hardlink-to-absolute-path": "hard link",
+            }.get(c, "device or fifo"),
+        )
+        for c in ARTIFACT_CASES
+    ]
+]
 
 
 @pytest.fixture(scope="module")
@@ -202,15 +317,24 @@ def refused(ssh_hosts, ssh_key, tmp_path_factory):
         before = host.logins()
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        client.connect("127.0.0.1", host.port, "deploy", key_filename=str(ssh_key), look_for_keys=False,
-                       allow_agent=False, timeout=30)
+        client.connect(
+            "127.0.0.1",
+            host.port,
+            "deploy",
+            key_filename=str(ssh_key),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=30,
+        )
         client.exec_command("true")[1].read()
         client.close()
         assert host.logins() == before + 1, host.name
     outcomes.update(run_batch(LOCAL_CHECKS + ARTIFACTS))
     # one docker exec per host: which of the cases' deploy_to folders exist now?
     folders = " ".join(p.deploy_to for _, p in outcomes.values())
-    created = {h.name: h.sh(f"for d in {folders}; do [ -e $d ] && echo $d; done; true").split() for h in ssh_hosts}
+    created = {
+        h.name: h.sh(f"for d in {folders}; do [ -e $d ] && echo $d; done; true").split() for h in ssh_hosts
+    }
     return outcomes, logins_before, logins_after, created
 
 
@@ -306,29 +430,54 @@ def test_secrets_never_leak_and_secret_files_are_0600_from_the_first_byte(projec
     env = {"FAULTS_DB_PASSWORD": secret}
     pad = 1_000_000
     (project.root / "templates" / "secret.env.j2").write_text(
-        f'PAD={{{{ "x" * {pad} }}}}\nDB_PASSWORD={{{{ env("FAULTS_DB_PASSWORD") }}}}\n')
-    project.set(templates=[{"src": "app.env.j2", "dest": "app.env"},
-                           {"src": "secret.env.j2", "dest": "config/secret.env", "mode": "0600"}])
+        f'PAD={{{{ "x" * {pad} }}}}\nDB_PASSWORD={{{{ env("FAULTS_DB_PASSWORD") }}}}\n'
+    )
+    project.set(
+        templates=[
+            {"src": "app.env.j2", "dest": "app.env"},
+            {"src": "secret.env.j2", "dest": "config/secret.env", "mode": "0600"},
+        ]
+    )
     d = project.deploy_to
     host = project.hosts[0]
     assert "'" not in FEEDER
-    host.sh(f"cat > /usr/local/bin/tar <<'EOF'\n{SLOW_TAR.format(d=d, feeder=FEEDER)}EOF\nchmod 755 /usr/local/bin/tar",
-            user="root")
+    host.sh(
+        f"cat > /usr/local/bin/tar <<'EOF'\n{SLOW_TAR.format(d=d, feeder=FEEDER)}EOF\nchmod 755 /usr/local/bin/tar",
+        user="root",
+    )
     host.sh(f"mkdir -p {d.rsplit('/', 1)[0]}")
     watcher = subprocess.Popen(
-        ["docker", "exec", "-u", "deploy", host.container_id, "python3", "-c", WATCH_PY, d,
-         str(pad + len(f"PAD=\nDB_PASSWORD={secret}\n"))],
-        stdout=subprocess.PIPE, text=True,
+        [
+            "docker",
+            "exec",
+            "-u",
+            "deploy",
+            host.container_id,
+            "python3",
+            "-c",
+            WATCH_PY,
+            d,
+            str(pad + len(f"PAD=\nDB_PASSWORD={secret}\n")),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        project.wait_until(lambda: project.sh(0, f"test -e {d}.watcher-ready && echo y || true").strip() == "y"
-                           or watcher.poll() is not None, "the watcher to start watching")
+        project.wait_until(
+            lambda: (
+                project.sh(0, f"test -e {d}.watcher-ready && echo y || true").strip() == "y"
+                or watcher.poll() is not None
+            ),
+            "the watcher to start watching",
+        )
         assert watcher.poll() is None, "the watcher died"
         first = project.invoke("deploy", "--stage=test", env=env)
         project.set(hooks={"after_switch": [{"command": "grep DB_PASSWORD config/secret.env >&2; exit 1"}]})
         failed = project.invoke("deploy", "--stage=test", env=env)
     finally:
-        host.sh(f"grep -q {d} /usr/local/bin/tar 2>/dev/null && rm -f /usr/local/bin/tar || true", user="root")
+        host.sh(
+            f"grep -q {d} /usr/local/bin/tar 2>/dev/null && rm -f /usr/local/bin/tar || true", user="root"
+        )
         host.sh(f"mkdir -p {d} && touch {d}.stop-watch")
         watched = json.loads(watcher.communicate(timeout=60)[0])
         host.sh(f"rm -f {d}.stop-watch {d}.watcher-ready {d}.watcher-saw-partial")
@@ -342,13 +491,16 @@ def test_secrets_never_leak_and_secret_files_are_0600_from_the_first_byte(projec
         assert project.sh(index, f"stat -c %a {d}/current/config/secret.env").strip() == "600"
         assert f"DB_PASSWORD={secret}\n" in project.read(index, "current/config/secret.env")
         holders = project.sh(index, f"grep -rlF {secret} {d} || true").split()
-        assert holders and all(path.endswith("/config/secret.env") for path in holders), holders  # not in log, metadata, lock
+        assert holders and all(path.endswith("/config/secret.env") for path in holders), (
+            holders
+        )  # not in log, metadata, lock
         assert secret not in (states(project)[index].log or "")
     # The watcher saw the file while it was being written, and never with a mode wider than 0600.
     assert watched["partial"] > 0 and set(watched["modes"]) == {"0o600"}, watched
 
 
 # -- shell injection: property-based, against a real host ----------------------------------------
+
 
 @pytest.fixture(scope="module")
 def injection_host(ssh_image, ssh_key):
@@ -363,24 +515,75 @@ def injection_host(ssh_image, ssh_key):
 TOKEN = uuid.uuid4().hex[:12]
 CANARY = f"pwned-{TOKEN}"
 PAYLOADS = [  # each runs `touch pwned-<token>` if it ever reaches a shell unquoted
-    f"$(touch {CANARY})", f"`touch {CANARY}`", f";touch {CANARY};", f"'; touch {CANARY}; '", f'"; touch {CANARY}; "',
-    f"\ntouch {CANARY}\n", f"&& touch {CANARY}", f"| touch {CANARY}", f"$(cd;touch {CANARY})", f"' $(touch {CANARY}) '",
-    f"\\'$(touch {CANARY})\\'", f"${{IFS}}touch${{IFS}}{CANARY}",
+    f"$(touch {CANARY})",
+    f"`touch {CANARY}`",
+    f";touch {CANARY};",
+    f"'; touch {CANARY}; '",
+    f'"; touch {CANARY}; "',
+    f"\ntouch {CANARY}\n",
+    f"&& touch {CANARY}",
+    f"| touch {CANARY}",
+    f"$(cd;touch {CANARY})",
+    f"' $(touch {CANARY}) '",
+    f"\\'$(touch {CANARY})\\'",
+    f"${{IFS}}touch${{IFS}}{CANARY}",
 ]
-ODD = ["'", '"', ";", " ", "\t", "\n", "\\", "$", "$HOME", "*", "?", "~", "&", "|", "<", ">", "#", "!", "%s", "-", "--x",
-       "é", "日本", "🚀", "\u202e", "{a,b}", "[x]", "=", ":", ","]
-TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FFF, blacklist_categories=("Cs",)), min_size=1, max_size=4)
-HOSTILE = st.lists(st.one_of(st.sampled_from(PAYLOADS), st.sampled_from(ODD), TEXT), min_size=1, max_size=4).map("".join)
+ODD = [
+    "'",
+    '"',
+    ";",
+    " ",
+    "\t",
+    "\n",
+    "\\",
+    "$",
+    "$HOME",
+    "*",
+    "?",
+    "~",
+    "&",
+    "|",
+    "<",
+    ">",
+    "#",
+    "!",
+    "%s",
+    "-",
+    "--x",
+    "é",
+    "日本",
+    "🚀",
+    "\u202e",
+    "{a,b}",
+    "[x]",
+    "=",
+    ":",
+    ",",
+]
+TEXT = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x2FFF, blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=4,
+)
+HOSTILE = st.lists(
+    st.one_of(st.sampled_from(PAYLOADS), st.sampled_from(ODD), TEXT), min_size=1, max_size=4
+).map("".join)
 COMPONENT = HOSTILE.filter(lambda c: "/" not in c and c not in (".", "..") and "\x00" not in c)
 PATH = st.lists(COMPONENT, min_size=1, max_size=2).map("/".join)
-VALUES = st.fixed_dictionaries({
-    "deploy_to": PATH, "shared_dir": PATH, "shared_file": PATH, "dest": PATH,
-    "application": HOSTILE, "user": HOSTILE,
-    # Valid but odd stage names (., -, _): a hostile one is refused before any other value is
-    # used, so generating them would only waste examples (the catalogue above and the second
-    # explicit example below prove that refusal).
-    "stage": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,12}", fullmatch=True),
-})
+VALUES = st.fixed_dictionaries(
+    {
+        "deploy_to": PATH,
+        "shared_dir": PATH,
+        "shared_file": PATH,
+        "dest": PATH,
+        "application": HOSTILE,
+        "user": HOSTILE,
+        # Valid but odd stage names (., -, _): a hostile one is refused before any other value is
+        # used, so generating them would only waste examples (the catalogue above and the second
+        # explicit example below prove that refusal).
+        "stage": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,12}", fullmatch=True),
+    }
+)
 
 # Every path outside the test's folder with its mtime and ctime, before an example (SNAP_PY)
 # and after it (FIND_PY): anything new or changed outside ``base`` is reported. Comparing
@@ -406,16 +609,22 @@ for root, dirs, files in os.walk("/"):
             continue
         found[path] = [st.st_mtime_ns, st.st_ctime_ns]
 """
-SNAP_PY = WALK_PY + r"""
+SNAP_PY = (
+    WALK_PY
+    + r"""
 with open(snap, "w") as fh:
     json.dump(found, fh)
 """
-FIND_PY = WALK_PY + r"""
+)
+FIND_PY = (
+    WALK_PY
+    + r"""
 with open(snap) as fh:
     before = json.load(fh)
 outside = sorted(p for p, times in found.items() if before.get(p) != times)
 print(json.dumps({"outside": outside, "canaries": canaries}))
 """
+)
 SNAPSHOT = f"/var/tmp/snap-{TOKEN}.json"
 
 READ_PY = r"""
@@ -440,9 +649,11 @@ print(json.dumps({
 }))
 """
 
-SEEN_HOOK = ('printf %s "$DEPLOYER_APPLICATION" > "$DEPLOYER_DEPLOY_TO/.seen-app"; '
-             'printf %s "$DEPLOYER_STAGE" > "$DEPLOYER_DEPLOY_TO/.seen-stage"; '
-             'printf %s "$DEPLOYER_DEPLOY_TO" > "$DEPLOYER_DEPLOY_TO/.seen-deploy-to"')
+SEEN_HOOK = (
+    'printf %s "$DEPLOYER_APPLICATION" > "$DEPLOYER_DEPLOY_TO/.seen-app"; '
+    'printf %s "$DEPLOYER_STAGE" > "$DEPLOYER_DEPLOY_TO/.seen-stage"; '
+    'printf %s "$DEPLOYER_DEPLOY_TO" > "$DEPLOYER_DEPLOY_TO/.seen-deploy-to"'
+)
 
 
 @pytest.fixture(scope="module")
@@ -454,10 +665,8 @@ def injection_base(injection_host):
 
 def event(text: str) -> None:
     """Hypothesis statistics (--hypothesis-show-statistics); a no-op outside @given."""
-    try:
+    with contextlib.suppress(InvalidArgument):
         _event(text)
-    except InvalidArgument:
-        pass
 
 
 def _one_line(exc: BaseException) -> None:
@@ -474,7 +683,12 @@ def _conflict_tar(root: Path) -> None:
 
 
 # What an example came to: only the last two reached a host with the hostile values.
-STAGE_REFUSED, CONFIG_REFUSED, DEPLOYED, FAILED_AS_INJECTED = "stage refused", "config refused", "deployed", "failed"
+STAGE_REFUSED, CONFIG_REFUSED, DEPLOYED, FAILED_AS_INJECTED = (
+    "stage refused",
+    "config refused",
+    "deployed",
+    "failed",
+)
 
 
 def run_hostile_example(host, base: str, key, folder: Path, values: dict, failure: str) -> str:
@@ -483,13 +697,21 @@ def run_hostile_example(host, base: str, key, folder: Path, values: dict, failur
     Returns what the example came to (one of the four outcomes above)."""
     # Each example starts clean: no canary left by an earlier failing example, and a fresh
     # snapshot of everything outside ``base``.
-    exec_argv(host, ["sh", "-c", f"find / -xdev -name '{CANARY}*' -prune -exec rm -rf {{}} + 2>/dev/null; true"], user="root")
+    exec_argv(
+        host,
+        ["sh", "-c", f"find / -xdev -name '{CANARY}*' -prune -exec rm -rf {{}} + 2>/dev/null; true"],
+        user="root",
+    )
     exec_argv(host, ["python3", "-c", SNAP_PY, base, SNAPSHOT, CANARY], user="root")
     project = Project.create(folder, [host], key)
     project.deploy_to = f"{base}/{folder.name}/{values['deploy_to']}"
     stage_ok = bool(STAGE_NAME.match(values["stage"]))
     # distinct top folders, so that a shared dir, a shared file and a template never clash
-    shared_dir, shared_file, dest = f"d/{values['shared_dir']}", f"f/{values['shared_file']}", f"t/{values['dest']}"
+    shared_dir, shared_file, dest = (
+        f"d/{values['shared_dir']}",
+        f"f/{values['shared_file']}",
+        f"t/{values['dest']}",
+    )
     overrides = {
         "application": values["application"],
         "shared": {"dirs": [shared_dir], "files": [shared_file]},
@@ -515,8 +737,16 @@ def run_hostile_example(host, base: str, key, folder: Path, values: dict, failur
             _one_line(exc)
             event(f"refused by config: {str(exc).split(':')[1].strip()}")
             return CONFIG_REFUSED
-        exec_argv(host, ["python3", "-c", "import os,sys; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
-                         "open(sys.argv[1], 'w').write('shared\\n')", f"{config.deploy_to}/shared/{shared_file}"])
+        exec_argv(
+            host,
+            [
+                "python3",
+                "-c",
+                "import os,sys; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
+                "open(sys.argv[1], 'w').write('shared\\n')",
+                f"{config.deploy_to}/shared/{shared_file}",
+            ],
+        )
         if failure == "after_switch":
             project.deploy()  # release 1, so that there is something to switch back to
             project.set(hooks={"after_switch": [{"command": "exit 1"}]})
@@ -528,16 +758,22 @@ def run_hostile_example(host, base: str, key, folder: Path, values: dict, failur
         except DeployerError as exc:
             _one_line(exc)
             assert failure != "none", f"a deploy with hostile values failed: {exc}"
-            assert not re.search(r"syntax error|unterminated|unexpected|not found", str(exc), re.I), str(exc)  # quoting broke
+            assert not re.search(r"syntax error|unterminated|unexpected|not found", str(exc), re.I), str(
+                exc
+            )  # quoting broke
             event(f"deploy failed as injected: {failure}")
             outcome = FAILED_AS_INJECTED
         else:
             assert failure == "none", f"the injected {failure} failure did not fail the deploy"
             event("deployed")
             outcome = DEPLOYED
-        seen = json.loads(exec_argv(host, ["python3", "-c", READ_PY, config.deploy_to, dest, shared_dir, shared_file]))
+        seen = json.loads(
+            exec_argv(host, ["python3", "-c", READ_PY, config.deploy_to, dest, shared_dir, shared_file])
+        )
         if failure == "unpack":
-            assert seen["current"] is None and seen["releases"] == [], seen  # nothing switched, partial release removed
+            assert seen["current"] is None and seen["releases"] == [], (
+                seen
+            )  # nothing switched, partial release removed
             return outcome
         assert seen["seen_app"] == values["application"]
         assert seen["seen_stage"] == values["stage"]
@@ -556,13 +792,25 @@ def run_hostile_example(host, base: str, key, folder: Path, values: dict, failur
         found = json.loads(exec_argv(host, ["python3", "-c", FIND_PY, base, SNAPSHOT, CANARY], user="root"))
         assert found["canaries"] == [], found  # no payload ever ran on the host
         assert found["outside"] == [], found  # nothing created or touched outside the test's folder
-        local = [p for where in (Path("/tmp"), Path.cwd(), project.root, Path.home()) for p in where.glob(f"{CANARY}*")]
+        local = [
+            p
+            for where in (Path("/tmp"), Path.cwd(), project.root, Path.home())
+            for p in where.glob(f"{CANARY}*")
+        ]
         assert local == [], local  # nor on this machine
 
 
 FAILURES = st.sampled_from(["none", "none", "unpack", "after_switch"])
-SETTINGS = settings(max_examples=12, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
+SETTINGS = settings(
+    max_examples=12,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
 
 
 # At least this share of the examples of each property test must have reached the host with
@@ -578,9 +826,8 @@ def assert_enough_reached_a_host(outcomes: list[str]) -> None:
     reached = [o for o in outcomes if o in (DEPLOYED, FAILED_AS_INJECTED)]
     assert outcomes and len(reached) >= MIN_REACHED_SHARE * len(outcomes), (
         f"only {len(reached)} of {len(outcomes)} examples reached the host: "
-        f"{ {o: outcomes.count(o) for o in set(outcomes)} }")
-
-
+        f"{ {o: outcomes.count(o) for o in set(outcomes)} }"
+    )
 
 
 def test_hostile_values_never_reach_a_shell(injection_host, injection_base, ssh_key, tmp_path_factory):
@@ -590,18 +837,49 @@ def test_hostile_values_never_reach_a_shell(injection_host, injection_base, ssh_
     outcomes: list[str] = []
 
     @SETTINGS
-    @example(values={"deploy_to": "plain", "shared_dir": f"'; touch {CANARY}; '", "shared_file": "x\ny`touch z`",
-                     "dest": f'"; touch {CANARY}; "', "application": f"app$(touch /tmp/{CANARY})",
-                     "user": f"me'$(touch {CANARY})'", "stage": "prod"}, failure="after_switch")
-    @example(values={"deploy_to": "plain", "shared_dir": "--x", "shared_file": "-rf", "dest": "$HOME",
-                     "application": "\n`touch /tmp/" + CANARY + "`\n", "user": ";", "stage": "x;touch /tmp/" + CANARY},
-             failure="none")
-    @example(values={"deploy_to": "plain", "shared_dir": f"$(touch {CANARY})", "shared_file": f"`touch {CANARY}`",
-                     "dest": "日本 🚀 \u202e", "application": '"', "user": "'", "stage": "s.1"}, failure="unpack")
+    @example(
+        values={
+            "deploy_to": "plain",
+            "shared_dir": f"'; touch {CANARY}; '",
+            "shared_file": "x\ny`touch z`",
+            "dest": f'"; touch {CANARY}; "',
+            "application": f"app$(touch /tmp/{CANARY})",
+            "user": f"me'$(touch {CANARY})'",
+            "stage": "prod",
+        },
+        failure="after_switch",
+    )
+    @example(
+        values={
+            "deploy_to": "plain",
+            "shared_dir": "--x",
+            "shared_file": "-rf",
+            "dest": "$HOME",
+            "application": "\n`touch /tmp/" + CANARY + "`\n",
+            "user": ";",
+            "stage": "x;touch /tmp/" + CANARY,
+        },
+        failure="none",
+    )
+    @example(
+        values={
+            "deploy_to": "plain",
+            "shared_dir": f"$(touch {CANARY})",
+            "shared_file": f"`touch {CANARY}`",
+            "dest": "日本 🚀 \u202e",
+            "application": '"',
+            "user": "'",
+            "stage": "s.1",
+        },
+        failure="unpack",
+    )
     @given(values=VALUES.map(lambda v: {**v, "deploy_to": "plain"}), failure=FAILURES)
     def examples(values, failure):
-        outcomes.append(run_hostile_example(injection_host, injection_base, ssh_key, tmp_path_factory.mktemp("inj"),
-                                            values, failure))
+        outcomes.append(
+            run_hostile_example(
+                injection_host, injection_base, ssh_key, tmp_path_factory.mktemp("inj"), values, failure
+            )
+        )
 
     examples()
     assert_enough_reached_a_host(outcomes)
@@ -611,16 +889,50 @@ def test_hostile_deploy_to_never_reaches_a_shell(injection_host, injection_base,
     outcomes: list[str] = []
 
     @SETTINGS
-    @example(values={"deploy_to": f"$(touch {CANARY})/a b", "shared_dir": "x", "shared_file": "y", "dest": "z",
-                     "application": "app", "user": "me", "stage": "prod"}, failure="unpack")
-    @example(values={"deploy_to": 'say "hi"', "shared_dir": "x", "shared_file": "y", "dest": "z",
-                     "application": "app", "user": "me", "stage": "prod"}, failure="none")
-    @given(values=st.fixed_dictionaries({"deploy_to": PATH}).map(
-        lambda v: {"deploy_to": v["deploy_to"], "shared_dir": "x", "shared_file": "y", "dest": "z",
-                   "application": "app", "user": "me", "stage": "prod"}), failure=FAILURES)
+    @example(
+        values={
+            "deploy_to": f"$(touch {CANARY})/a b",
+            "shared_dir": "x",
+            "shared_file": "y",
+            "dest": "z",
+            "application": "app",
+            "user": "me",
+            "stage": "prod",
+        },
+        failure="unpack",
+    )
+    @example(
+        values={
+            "deploy_to": 'say "hi"',
+            "shared_dir": "x",
+            "shared_file": "y",
+            "dest": "z",
+            "application": "app",
+            "user": "me",
+            "stage": "prod",
+        },
+        failure="none",
+    )
+    @given(
+        values=st.fixed_dictionaries({"deploy_to": PATH}).map(
+            lambda v: {
+                "deploy_to": v["deploy_to"],
+                "shared_dir": "x",
+                "shared_file": "y",
+                "dest": "z",
+                "application": "app",
+                "user": "me",
+                "stage": "prod",
+            }
+        ),
+        failure=FAILURES,
+    )
     def examples(values, failure):
-        outcomes.append(run_hostile_example(injection_host, injection_base, ssh_key, tmp_path_factory.mktemp("inj"),
-                                            values, failure))
+        outcomes.append(
+            run_hostile_example(
+                injection_host, injection_base, ssh_key, tmp_path_factory.mktemp("inj"), values, failure
+            )
+        )
 
     examples()
     assert_enough_reached_a_host(outcomes)
@@ -629,6 +941,19 @@ def test_hostile_deploy_to_never_reaches_a_shell(injection_host, injection_base,
 def test_deploy_to_payload_runs_when_unpack_fails(injection_host, injection_base, ssh_key, tmp_path_factory):
     """The deterministic form of the bug above: `$(cd;touch pwned-...)` in deploy_to and an
     artifact that tar cannot unpack."""
-    run_hostile_example(injection_host, injection_base, ssh_key, tmp_path_factory.mktemp("inj"),
-                        {"deploy_to": f"$(cd;touch {CANARY})", "shared_dir": "x", "shared_file": "y", "dest": "z",
-                         "application": "app", "user": "me", "stage": "prod"}, "unpack")
+    run_hostile_example(
+        injection_host,
+        injection_base,
+        ssh_key,
+        tmp_path_factory.mktemp("inj"),
+        {
+            "deploy_to": f"$(cd;touch {CANARY})",
+            "shared_dir": "x",
+            "shared_file": "y",
+            "dest": "z",
+            "application": "app",
+            "user": "me",
+            "stage": "prod",
+        },
+        "unpack",
+    )

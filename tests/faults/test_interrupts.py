@@ -61,7 +61,10 @@ def arm(project, phase: str, big_artifact):
         project.set(hooks={"before_switch": hook("in-hook")})
         return marker_everywhere(project, "in-hook")
     if phase == "switch":
-        project.hosts[2].sh(f"cat > /usr/local/bin/mv <<'EOF'\n{SLOW_MV.format(d=d)}EOF\nchmod 755 /usr/local/bin/mv", user="root")
+        project.hosts[2].sh(
+            f"cat > /usr/local/bin/mv <<'EOF'\n{SLOW_MV.format(d=d)}EOF\nchmod 755 /usr/local/bin/mv",
+            user="root",
+        )
         return lambda: "start" in project.sh(2, f"cat {d}/.mv-trace 2>/dev/null || true")
     if phase == "after_switch":
         project.set(hooks={"after_switch": hook("in-after")})
@@ -74,19 +77,26 @@ def settle(project, phase: str) -> None:
     keeps running on host 3 after the local process is gone, and an upload's ``tar`` may
     still be cleaning up after its input ended."""
     if phase == "upload":
+
         def quiet() -> bool:
             return all(not h.sh("pgrep -u deploy -x tar || true").strip() for h in project.hosts)
+
         wait_for(quiet, timeout=60, interval=0.2, what="tar to end on every host")
     if phase == "switch":
+
         def done() -> bool:
             lines = project.sh(2, f"cat {project.deploy_to}/.mv-trace 2>/dev/null || true").split()
             return lines.count("start") == lines.count("end")
+
         wait_for(done, timeout=60, interval=0.2, what="the in-flight rename on host 3 to end")
 
 
 def disarm(project, phase: str) -> None:
     if phase == "switch":
-        project.hosts[2].sh(f"grep -q {project.deploy_to} /usr/local/bin/mv 2>/dev/null && rm -f /usr/local/bin/mv || true", user="root")
+        project.hosts[2].sh(
+            f"grep -q {project.deploy_to} /usr/local/bin/mv 2>/dev/null && rm -f /usr/local/bin/mv || true",
+            user="root",
+        )
     project.set(hooks={"before_switch": [], "after_switch": []}, artifact={"path": "app"})
 
 
@@ -111,13 +121,9 @@ def interrupt(project, phase: str, big_artifact, sig: int, env: dict | None = No
 PHASES = ["upload", "before_switch", "switch", "after_switch"]
 
 
-
-@pytest.mark.parametrize("phase", [
-    p
-    for p in PHASES
-])
+@pytest.mark.parametrize("phase", PHASES)
 def test_sigint_leaves_current_as_before_and_no_lock(project, big_artifact, phase):
-    run, result = interrupt(project, phase, big_artifact, signal.SIGINT)
+    _, result = interrupt(project, phase, big_artifact, signal.SIGINT)
     assert_one_line_error(result, 130, "interrupted")
     st = states(project)
     currents = {s.current for s in st}
@@ -141,14 +147,18 @@ def test_sigkill_keeps_lock_next_deploy_names_holder_and_unlock_clears_it(projec
     run, result = interrupt(project, phase, big_artifact, signal.SIGKILL, env={"DEPLOYER_USER": holder})
     assert result.code == -signal.SIGKILL
     st = states(project)
-    assert all(s.locked and holder in s.lock and str(run.pid) in s.lock for s in st), [(s.name, s.lock) for s in st]
+    assert all(s.locked and holder in s.lock and str(run.pid) in s.lock for s in st), [
+        (s.name, s.lock) for s in st
+    ]
     assert all(s.current_ok for s in st), [(s.name, s.current, s.releases) for s in st]  # never dangling
     before = [(s.current, s.releases, s.lock) for s in st]
 
     blocked = project.invoke("deploy", "--stage=test")
     line = assert_one_line_error(blocked, 3, holder, f"pid {run.pid}", "invoke unlock")
     assert re.search(r"for \d+m\d\ds", line), line  # the lock's age
-    assert [(s.current, s.releases, s.lock) for s in states(project)] == before  # the refused deploy changed nothing
+    assert [
+        (s.current, s.releases, s.lock) for s in states(project)
+    ] == before  # the refused deploy changed nothing
 
     unlocked = project.invoke("unlock", "--stage=test")
     assert unlocked.returncode == 0, unlocked.stderr
@@ -157,7 +167,9 @@ def test_sigkill_keeps_lock_next_deploy_names_holder_and_unlock_clears_it(projec
 
     project.deploy()
     final = states(project)
-    assert len({s.current for s in final}) == 1 and all(s.current_ok for s in final), [(s.name, s.current) for s in final]
+    assert len({s.current for s in final}) == 1 and all(s.current_ok for s in final), [
+        (s.name, s.current) for s in final
+    ]
     assert not any(s.locked for s in final)
     trace(f"{phase}: after SIGKILL and unlock every host runs {final[0].current}")
 
@@ -166,8 +178,13 @@ def test_force_unlock_exists_and_is_not_the_default(project):
     import json
     import time
 
-    info = json.dumps({"holder": "ghost@gone", "pid": 999999, "since": int(time.time()) - 3600, "command": "deploy"})
-    project.sh(1, f"mkdir -p {project.deploy_to}/.deployer/lock && echo '{info}' > {project.deploy_to}/.deployer/lock/info")
+    info = json.dumps(
+        {"holder": "ghost@gone", "pid": 999999, "since": int(time.time()) - 3600, "command": "deploy"}
+    )
+    project.sh(
+        1,
+        f"mkdir -p {project.deploy_to}/.deployer/lock && echo '{info}' > {project.deploy_to}/.deployer/lock/info",
+    )
     helped = project.invoke("--help", "deploy")
     assert "--force-unlock" in helped.stdout, helped.stdout
     plain = project.invoke("deploy", "--stage=test")

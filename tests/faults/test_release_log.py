@@ -17,7 +17,14 @@ from .support import Gaps, states
 pytestmark = pytest.mark.ssh
 
 TORN = '{"id":"torn","event":"deploy","at":"2026-01-01T00:00:00+00:00","rel'
-JUNK = ['[1,2]', '"just a string"', '{"event":5}', '{"event":"deploy","release":"x"}', '{"event":"deploy","release":true}', "{not json"]
+JUNK = [
+    "[1,2]",
+    '"just a string"',
+    '{"event":5}',
+    '{"event":"deploy","release":"x"}',
+    '{"event":"deploy","release":true}',
+    "{not json",
+]
 
 
 def test_torn_last_line_and_junk_never_break_history(project):
@@ -38,8 +45,10 @@ def test_torn_last_line_and_junk_never_break_history(project):
         assert state.log.startswith(raw), state.name  # append-only: nothing before was rewritten
     gaps = Gaps()
     for state in after:
-        gaps.expect(state.statuses(2) == ["staged", "active"],
-                    f"{state.name}: events of release 2 readable in its log: {state.statuses(2)} (expected staged, active)")
+        gaps.expect(
+            state.statuses(2) == ["staged", "active"],
+            f"{state.name}: events of release 2 readable in its log: {state.statuses(2)} (expected staged, active)",
+        )
 
     back = project.invoke("rollback", "--stage=test")
     assert back.returncode == 0, back.stderr
@@ -59,7 +68,10 @@ def test_concurrent_appends_from_two_deployers_stay_whole_json_lines(project):
     layout = Layout(config.deploy_to)
     per_writer = 60
     rng = random.Random(3)
-    details = [rng.choice(["", "x" * rng.randint(1, 500), "é日🚀'\"$(x)`;\n" * rng.randint(1, 38)]) for _ in range(per_writer)]
+    details = [
+        rng.choice(["", "x" * rng.randint(1, 500), "é日🚀'\"$(x)`;\n" * rng.randint(1, 38)])
+        for _ in range(per_writer)
+    ]
 
     errors: list[str] = []  # an assert inside a thread would only be a warning: collect, assert below
 
@@ -76,10 +88,18 @@ def test_concurrent_appends_from_two_deployers_stay_whole_json_lines(project):
                 for _ in range(1 + i % 3):  # the tool appends one to three events at a time
                     if i >= per_writer:
                         break
-                    batch.append(releaselog.Event(
-                        id=f"{who}-{i}", event="deploy", at=f"2030-01-01T00:00:{i:02d}+00:00", by=who,
-                        stage="test", release=1000 + i, status="staged", detail=details[i][:500],
-                    ).to_json())
+                    batch.append(
+                        releaselog.Event(
+                            id=f"{who}-{i}",
+                            event="deploy",
+                            at=f"2030-01-01T00:00:{i:02d}+00:00",
+                            by=who,
+                            stage="test",
+                            release=1000 + i,
+                            status="staged",
+                            detail=details[i][:500],
+                        ).to_json()
+                    )
                     i += 1
                 result = session.run(commands.append_log(layout, batch))
                 if not result.ok:
@@ -90,8 +110,11 @@ def test_concurrent_appends_from_two_deployers_stay_whole_json_lines(project):
         finally:
             session.close()
 
-    threads = [threading.Thread(target=writer, args=(who, index))
-               for who in ("alice@one", "bob@two") for index in range(3)]
+    threads = [
+        threading.Thread(target=writer, args=(who, index))
+        for who in ("alice@one", "bob@two")
+        for index in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -5,22 +5,36 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from shapes import DEPLOY_SHAPE, HISTORY_SHAPE, RELEASES_SHAPE, CHECK_SHAPE, ERROR_SHAPE, CLEANUP_SHAPE, conforms
+from shapes import (
+    CHECK_SHAPE,
+    CLEANUP_SHAPE,
+    DEPLOY_SHAPE,
+    ERROR_SHAPE,
+    HISTORY_SHAPE,
+    RELEASES_SHAPE,
+    conforms,
+)
 
 
 def state(p, index=0) -> str:
     """Everything under deploy_to, with file checksums: proves a dry run changed nothing."""
     d = p.absolute_deploy_to
-    return p.sh(index, f"cd {d} 2>/dev/null && find . -printf '%y %p %l %s %m\\n' | sort && "
-                       f"find . -type f -exec sha256sum {{}} + | sort || true")
+    return p.sh(
+        index,
+        f"cd {d} 2>/dev/null && find . -printf '%y %p %l %s %m\\n' | sort && "
+        f"find . -type f -exec sha256sum {{}} + | sort || true",
+    )
 
 
 def test_json_documents_have_their_documented_shapes(local_project):
     p = local_project
     for args, shape in [
-        (("deploy",), DEPLOY_SHAPE), (("deploy",), DEPLOY_SHAPE), (("rollback",), DEPLOY_SHAPE),
-        (("releases",), RELEASES_SHAPE), (("history",), HISTORY_SHAPE), (("check",), CHECK_SHAPE),
+        (("deploy",), DEPLOY_SHAPE),
+        (("deploy",), DEPLOY_SHAPE),
+        (("rollback",), DEPLOY_SHAPE),
+        (("releases",), RELEASES_SHAPE),
+        (("history",), HISTORY_SHAPE),
+        (("check",), CHECK_SHAPE),
         (("cleanup",), CLEANUP_SHAPE),
     ]:
         result = p.invoke(*args, "--stage=test", "--json")
@@ -56,8 +70,10 @@ def test_dry_run_changes_nothing_and_shows_the_commands(local_project, command):
 def test_secrets_from_env_are_masked_everywhere(local_project):
     p = local_project
     (p.root / "templates" / "app.env.j2").write_text("TOKEN={{ env('APP_TOKEN') }}\n")
-    p.set(templates=[{"src": "app.env.j2", "dest": "app.env", "mode": "0600"}],
-          hooks={"after_switch": [{"command": "echo $(cat app.env) >&2; exit 1"}]})
+    p.set(
+        templates=[{"src": "app.env.j2", "dest": "app.env", "mode": "0600"}],
+        hooks={"after_switch": [{"command": "echo $(cat app.env) >&2; exit 1"}]},
+    )
     secret = "s3cr3t-value-42"
     result = p.invoke("deploy", "--stage=test", "-v", env={"APP_TOKEN": secret})
     assert result.returncode == 1

@@ -25,10 +25,15 @@ def test_seven_deploys_keep_three_on_every_host(project):
 
 
 def test_release_contents_shared_links_and_per_host_templates(project):
-    project.set(shared={"dirs": ["log"], "files": ["config/secrets.yml"]},
-                templates=[{"src": "app.env.j2", "dest": "config/app.env", "mode": "0600"}])
+    project.set(
+        shared={"dirs": ["log"], "files": ["config/secrets.yml"]},
+        templates=[{"src": "app.env.j2", "dest": "config/app.env", "mode": "0600"}],
+    )
     for index in range(3):
-        project.sh(index, f"mkdir -p {project.deploy_to}/shared/config && echo s3cret > {project.deploy_to}/shared/config/secrets.yml")
+        project.sh(
+            index,
+            f"mkdir -p {project.deploy_to}/shared/config && echo s3cret > {project.deploy_to}/shared/config/secrets.yml",
+        )
     project.deploy()
     project.deploy()
     for index, host in enumerate(project.hosts):
@@ -71,7 +76,8 @@ def test_rollback_goes_to_previous_then_to_chosen_release_without_upload(project
         log = project.log(index)
         assert not [e for e in log[-4:] if e.get("status") == "staged"]
         assert {"release": 3, "status": "rolled-back"}.items() <= next(
-            e for e in log if e.get("release") == 3 and e.get("status") == "rolled-back").items()
+            e for e in log if e.get("release") == 3 and e.get("status") == "rolled-back"
+        ).items()
     # one connection per host per command
     assert [h.logins() - b for h, b in zip(project.hosts, logins_before)] == [2, 2, 2]
 
@@ -109,10 +115,12 @@ def test_rollback_to_release_missing_on_a_host_names_it(project):
 def test_failing_after_switch_hook_puts_every_host_back(project):
     project.deploy()
     marker = f"{project.deploy_to}/after_rollback_ran"
-    project.set(hooks={
-        "after_switch": [{"command": "exit 3"}],
-        "after_rollback": [{"command": f"echo $DEPLOYER_RELEASE >> {marker}"}],
-    })
+    project.set(
+        hooks={
+            "after_switch": [{"command": "exit 3"}],
+            "after_rollback": [{"command": f"echo $DEPLOYER_RELEASE >> {marker}"}],
+        }
+    )
     with pytest.raises(HookFailed, match="after_switch hook `exit 3` exited 3"):
         project.deploy()
     for index in range(3):
@@ -144,13 +152,23 @@ def test_failing_before_switch_hook_switches_nothing_and_leaves_no_release(proje
 def test_once_hook_runs_on_exactly_one_host_the_db_one(project):
     project.set(hooks={"before_switch": [{"command": "./bin/migrate", "once": True}]})
     project.deploy()
-    counts = [project.sh(i, f"cat {project.deploy_to}/migrations.log 2>/dev/null | wc -l").strip() for i in range(3)]
+    counts = [
+        project.sh(i, f"cat {project.deploy_to}/migrations.log 2>/dev/null | wc -l").strip() for i in range(3)
+    ]
     assert counts == ["1", "0", "0"]
 
 
 def test_hooks_see_release_environment(project):
     out = f"{project.deploy_to}/env.txt"
-    project.set(hooks={"after_switch": [{"command": f'echo "$DEPLOYER_STAGE $DEPLOYER_RELEASE $DEPLOYER_PREVIOUS_RELEASE $DEPLOYER_RELEASE_PATH $(pwd -P)" > {out}'}]})
+    project.set(
+        hooks={
+            "after_switch": [
+                {
+                    "command": f'echo "$DEPLOYER_STAGE $DEPLOYER_RELEASE $DEPLOYER_PREVIOUS_RELEASE $DEPLOYER_RELEASE_PATH $(pwd -P)" > {out}'
+                }
+            ]
+        }
+    )
     project.deploy()
     project.deploy()
     path = f"{project.deploy_to}/releases/2"

@@ -17,8 +17,11 @@ pytestmark = pytest.mark.ssh
 
 def exact_state(p, index) -> str:
     d = p.deploy_to
-    return p.sh(index, f"cd {d} 2>/dev/null && find . -printf '%y %p %l %s %m %T@\\n' | sort && "
-                       f"find . -type f -exec sha256sum {{}} + | sort || true")
+    return p.sh(
+        index,
+        f"cd {d} 2>/dev/null && find . -printf '%y %p %l %s %m %T@\\n' | sort && "
+        f"find . -type f -exec sha256sum {{}} + | sort || true",
+    )
 
 
 def run(p, *args, env=None):
@@ -41,7 +44,9 @@ def test_dry_runs_leave_every_host_byte_for_byte_unchanged(project):
 
 def test_review_instances_on_ssh_hosts(project):
     base = project.base_stage()
-    review = deep_merge(base, {"deploy_to": project.deploy_to + "-{instance}", "vars": {"greeting": "pr {instance}"}})
+    review = deep_merge(
+        base, {"deploy_to": project.deploy_to + "-{instance}", "vars": {"greeting": "pr {instance}"}}
+    )
     (project.root / "config" / "review.yml").write_text(yaml.safe_dump(review))
     run(project, "deploy", "--stage=review", "--instance=pr-1")
     run(project, "deploy", "--stage=review", "--instance=pr-2")
@@ -54,7 +59,9 @@ def test_review_instances_on_ssh_hosts(project):
 
 
 def test_ref_pending_and_subset_logging_on_ssh_hosts(project):
-    git = lambda *a: subprocess.run(["git", *a], cwd=project.root, check=True, capture_output=True, text=True).stdout
+    git = lambda *a: (
+        subprocess.run(["git", *a], cwd=project.root, check=True, capture_output=True, text=True).stdout
+    )
     ident = ["-c", "user.name=Ada", "-c", "user.email=ada@example.com"]
     git("init", "-q", "-b", "main")
     git("add", "-A")
@@ -92,4 +99,6 @@ def test_notifications_for_an_ssh_deploy(project):
     finally:
         server.shutdown()
     assert [r["event"] for r in received] == ["start", "success"]
-    assert received[-1]["release"] == 1 and sorted(received[-1]["hosts"]) == sorted(h.name for h in project.hosts)
+    assert received[-1]["release"] == 1 and sorted(received[-1]["hosts"]) == sorted(
+        h.name for h in project.hosts
+    )

@@ -7,12 +7,25 @@ import subprocess
 
 
 def git(p, *args):
-    return subprocess.run(["git", *args], cwd=p.root, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=p.root, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def make_repo(p):
     git(p, "init", "-q", "-b", "main")
-    git(p, "-c", "user.name=Ada", "-c", "user.email=ada@example.com", "commit", "-q", "--allow-empty", "-m", "empty start")
+    git(
+        p,
+        "-c",
+        "user.name=Ada",
+        "-c",
+        "user.email=ada@example.com",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "empty start",
+    )
     git(p, "add", "-A")
     git(p, "-c", "user.name=Ada", "-c", "user.email=ada@example.com", "commit", "-q", "-m", "first version")
     git(p, "tag", "v1")
@@ -44,5 +57,8 @@ def test_unknown_ref_is_a_one_line_error(local_project):
     make_repo(p)
     result = p.invoke("deploy", "--stage=test", "--ref=nope")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: --ref: unknown revision 'nope' (a branch, tag or commit of this repository)"
+    assert (
+        result.stderr.strip()
+        == "error: --ref: unknown revision 'nope' (a branch, tag or commit of this repository)"
+    )
     assert not (p.root / "deployed").exists()

@@ -29,7 +29,12 @@ def test_local_deploys_rollback_and_cleanup(local_project):
     p.set(keep_releases=1)
     p.cleanup()
     assert p.release_dirs() == [3, 4]  # 3 is what rollback would use
-    assert [e["release"] for e in p.log() if e.get("status") == "active" and e["event"] == "deploy"] == [1, 2, 3, 4]
+    assert [e["release"] for e in p.log() if e.get("status") == "active" and e["event"] == "deploy"] == [
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 def test_local_failing_hooks(local_project):
@@ -80,11 +85,23 @@ def test_cli_deploy_releases_check_in_a_copied_project(local_project):
     "stage_text, message",
     [
         ("deploy_to: [1\n", "config/test.yml: line 2: bad YAML"),
-        ("deploy_to: x\nkeep_releases: -1\n", "config/test.yml: keep_releases: expected an integer of at least 1, got -1"),
+        (
+            "deploy_to: x\nkeep_releases: -1\n",
+            "config/test.yml: keep_releases: expected an integer of at least 1, got -1",
+        ),
         ("deploy_to: x\ncolour: blue\n", "config/test.yml: colour: unknown key"),
-        ("deploy_to: x\nhosts: [{host: a, port: abc}]\n", "config/test.yml: hosts[0].port: expected an integer from 1 to 65535"),
-        ("transport: ssh\ndeploy_to: /srv/x\n", "config/test.yml: hosts: a stage with transport ssh needs at least one host"),
-        ("deploy_to: x\nhooks: {after_switch: [{once: true}]}\n", "config/test.yml: hooks.after_switch[0].command: required key is missing"),
+        (
+            "deploy_to: x\nhosts: [{host: a, port: abc}]\n",
+            "config/test.yml: hosts[0].port: expected an integer from 1 to 65535",
+        ),
+        (
+            "transport: ssh\ndeploy_to: /srv/x\n",
+            "config/test.yml: hosts: a stage with transport ssh needs at least one host",
+        ),
+        (
+            "deploy_to: x\nhooks: {after_switch: [{once: true}]}\n",
+            "config/test.yml: hooks.after_switch[0].command: required key is missing",
+        ),
     ],
 )
 def test_cli_config_errors_are_one_line_exit_2(local_project, stage_text, message):
@@ -111,7 +128,9 @@ def test_bundled_example_deploys_locally(tmp_path):
     for item in ("tasks.py", "config", "templates", "examples"):
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
-    run = lambda *a: subprocess.run([sys.executable, "-m", "invoke", *a], cwd=tmp_path, capture_output=True, text=True)
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "invoke", *a], cwd=tmp_path, capture_output=True, text=True
+    )
     first = run("deploy", "--stage=local")
     assert first.returncode == 0, first.stderr
     second = run("deploy")  # default_stage: local
@@ -129,7 +148,10 @@ def test_a_silent_command_times_out_and_the_deploy_is_undone(local_project):
     """The hook waits at a barrier the test opens only after the deploy has ended: it can
     only end by the timeout, however slow the machine."""
     p = local_project
-    p.set(ssh={"command_timeout": 1}, hooks={"before_switch": [{"command": p.barrier_hook("never", ticking=False)}]})
+    p.set(
+        ssh={"command_timeout": 1},
+        hooks={"before_switch": [{"command": p.barrier_hook("never", ticking=False)}]},
+    )
     try:
         result = p.invoke("deploy", "--stage=test")
     finally:

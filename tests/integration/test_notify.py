@@ -35,12 +35,19 @@ def receiver():
 def test_start_success_failure_and_rollback_are_sent(local_project, receiver):
     url, received = receiver
     p = local_project
-    p.set(notify=[{"url": url + "/generic"}, {"url": url + "/slack", "format": "slack", "events": ["success", "failure"]}])
+    p.set(
+        notify=[
+            {"url": url + "/generic"},
+            {"url": url + "/slack", "format": "slack", "events": ["success", "failure"]},
+        ]
+    )
     p.deploy()
     p.deploy()
     generic = [r["body"] for r in received if r["path"] == "/generic"]
     assert [g["event"] for g in generic] == ["start", "success", "start", "success"]
-    assert generic[-1]["release"] == 2 and generic[-1]["stage"] == "test" and generic[-1]["command"] == "deploy"
+    assert (
+        generic[-1]["release"] == 2 and generic[-1]["stage"] == "test" and generic[-1]["command"] == "deploy"
+    )
     assert isinstance(generic[-1]["duration"], (int, float)) and generic[-1]["by"]
     slack = [r["body"] for r in received if r["path"] == "/slack"]
     assert len(slack) == 2 and "deploy success on test: release 2" in slack[-1]["text"]
@@ -51,7 +58,11 @@ def test_start_success_failure_and_rollback_are_sent(local_project, receiver):
     p.set(hooks={"before_switch": [{"command": "exit 3"}]})
     with pytest.raises(HookFailed):
         p.deploy()
-    failure = [r["body"] for r in received if r["body"].get("event") == "failure" or "failure" in r["body"].get("text", "")]
+    failure = [
+        r["body"]
+        for r in received
+        if r["body"].get("event") == "failure" or "failure" in r["body"].get("text", "")
+    ]
     assert len(failure) == 2 and "exit 3" in failure[0]["message"]
 
 

@@ -16,11 +16,23 @@ pytestmark = pytest.mark.ssh
 @pytest.fixture
 def stages(project):
     base = project.base_stage()
-    staging = deep_merge(base, {"hosts": base["hosts"][:2], "deploy_to": project.deploy_to + "-staging",
-                                "vars": {"greeting": "staging hi"}})
-    production = deep_merge(base, {"hosts": base["hosts"][2:], "deploy_to": project.deploy_to + "-production",
-                                   "vars": {"greeting": "production hi"},
-                                   "hooks": {"after_switch": [{"command": "echo $DEPLOYER_COMMAND > $DEPLOYER_DEPLOY_TO/cmd"}]}})
+    staging = deep_merge(
+        base,
+        {
+            "hosts": base["hosts"][:2],
+            "deploy_to": project.deploy_to + "-staging",
+            "vars": {"greeting": "staging hi"},
+        },
+    )
+    production = deep_merge(
+        base,
+        {
+            "hosts": base["hosts"][2:],
+            "deploy_to": project.deploy_to + "-production",
+            "vars": {"greeting": "production hi"},
+            "hooks": {"after_switch": [{"command": "echo $DEPLOYER_COMMAND > $DEPLOYER_DEPLOY_TO/cmd"}]},
+        },
+    )
     for name, data in (("staging", staging), ("production", production)):
         (project.root / "config" / f"{name}.yml").write_text(yaml.safe_dump(data))
     return project
@@ -34,12 +46,16 @@ def run(p, *args):
 
 def sha_of(p, index, stage, number):
     log = p.sh(index, f"cat {p.deploy_to}-{stage}/.deployer/log.jsonl")
-    return {json.loads(l).get("sha256") for l in log.splitlines() if json.loads(l).get("release") == number} - {None}
+    return {
+        json.loads(l).get("sha256") for l in log.splitlines() if json.loads(l).get("release") == number
+    } - {None}
 
 
 def git(p, *args):
     ident = ["-c", "user.name=Ada", "-c", "user.email=ada@example.com"]
-    return subprocess.run(["git", *ident, *args], cwd=p.root, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", *ident, *args], cwd=p.root, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def test_promote_deploys_the_same_artifact_rendered_for_the_target(stages):
@@ -57,7 +73,11 @@ def test_promote_deploys_the_same_artifact_rendered_for_the_target(stages):
     assert "GREETING=production hi" in p.sh(2, f"cat {prod}/current/app.env")
     assert p.sh(2, f"cat {prod}/cmd").strip() == "promote"
     assert sha_of(p, 2, "production", 1) == sha_of(p, 0, "staging", 1)
-    revision = lambda i, stage: {json.loads(l).get("revision") for l in p.sh(i, f"cat {p.deploy_to}-{stage}/.deployer/log.jsonl").splitlines() if json.loads(l).get("release") == 1}
+    revision = lambda i, stage: {
+        json.loads(l).get("revision")
+        for l in p.sh(i, f"cat {p.deploy_to}-{stage}/.deployer/log.jsonl").splitlines()
+        if json.loads(l).get("release") == 1
+    }
     assert revision(2, "production") == revision(0, "staging") == {git(p, "rev-parse", "HEAD~1").strip()}
     events = [json.loads(l) for l in p.sh(2, f"cat {prod}/.deployer/log.jsonl").splitlines()]
     assert events[-1]["event"] == "promote" and events[-1]["detail"] == "from staging release 1"
@@ -84,29 +104,43 @@ def test_promote_refuses_a_release_changed_on_the_server(stages):
     p = stages
     run(p, "deploy", "--stage=staging")
     for index in range(2):
-        p.sh(index, f"rm {p.deploy_to}-staging/releases/1/index.html && echo hacked > {p.deploy_to}-staging/releases/1/index.html")
-    staging_before = [p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)]
+        p.sh(
+            index,
+            f"rm {p.deploy_to}-staging/releases/1/index.html && echo hacked > {p.deploy_to}-staging/releases/1/index.html",
+        )
+    staging_before = [
+        p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)
+    ]
     result = p.invoke("promote", "--from=staging", "--to=production")
     assert result.returncode == 1 and "was changed on the server since it was deployed" in result.stderr
-    assert p.sh(2, f"ls -A {p.deploy_to}-production 2>/dev/null || echo absent").strip() == "absent"  # untouched
-    assert [p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort")
-            for i in range(2)] == staging_before  # and the source neither (no lock left)
+    assert (
+        p.sh(2, f"ls -A {p.deploy_to}-production 2>/dev/null || echo absent").strip() == "absent"
+    )  # untouched
+    assert [
+        p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)
+    ] == staging_before  # and the source neither (no lock left)
 
 
 def test_promote_dry_run_changes_nothing_and_shows_what_would_be_sent(stages):
     p = stages
     run(p, "deploy", "--stage=staging")
-    staging = [p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)]
+    staging = [
+        p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)
+    ]
     dry = run(p, "promote", "--from=staging", "--to=production", "--dry-run")
     assert "dry run: nothing was changed" in dry.stdout, dry.stdout
     assert "tar -x" in dry.stdout  # the unpack it would run on the production host
     assert p.sh(2, f"ls -A {p.deploy_to}-production 2>/dev/null || echo absent").strip() == "absent"
-    assert [p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)] == staging
+    assert [
+        p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)
+    ] == staging
     run(p, "promote", "--from=staging", "--to=production")  # the real one then works
     assert p.sh(2, f"readlink {p.deploy_to}-production/current").strip() == "releases/1"
 
 
-@pytest.mark.parametrize("args", [("--from=staging",), ("--to=production",), ()], ids=["no-to", "no-from", "neither"])
+@pytest.mark.parametrize(
+    "args", [("--from=staging",), ("--to=production",), ()], ids=["no-to", "no-from", "neither"]
+)
 def test_promote_needs_from_and_to_and_contacts_no_host(stages, args):
     p = stages
     logins = [h.logins() for h in p.hosts]

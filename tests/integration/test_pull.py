@@ -20,11 +20,27 @@ def serve(host, folder: str) -> None:
     """Start an HTTP server inside the container, bound to the container's own loopback."""
     host.sh(f"mkdir -p {folder}")
     subprocess.run(
-        ["docker", "exec", "-d", "-u", "deploy", host.container_id, "python3", "-m", "http.server",
-         str(PORT), "--bind", "127.0.0.1", "--directory", folder],
+        [
+            "docker",
+            "exec",
+            "-d",
+            "-u",
+            "deploy",
+            host.container_id,
+            "python3",
+            "-m",
+            "http.server",
+            str(PORT),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            folder,
+        ],
         check=True,
     )
-    host.sh(f"for i in $(seq 1 50); do curl -fsS -o /dev/null http://127.0.0.1:{PORT}/ && exit 0; sleep 0.1; done; exit 1")
+    host.sh(
+        f"for i in $(seq 1 50); do curl -fsS -o /dev/null http://127.0.0.1:{PORT}/ && exit 0; sleep 0.1; done; exit 1"
+    )
 
 
 def publish(host, folder: str, path, name: str) -> None:
@@ -53,7 +69,9 @@ def test_hosts_download_and_verify_the_artifact_themselves(pull_project):
         publish(host, folder, artifact, f"{sha}.tar.gz")
     before = [int(h.sh("cat /sys/class/net/eth0/statistics/rx_bytes")) for h in project.hosts]
     project.deploy()
-    sent = [int(h.sh("cat /sys/class/net/eth0/statistics/rx_bytes")) - b for h, b in zip(project.hosts, before)]
+    sent = [
+        int(h.sh("cat /sys/class/net/eth0/statistics/rx_bytes")) - b for h, b in zip(project.hosts, before)
+    ]
     assert all(s < 300_000 for s in sent), sent  # the 1.5 MB payload did not travel over SSH
     for index in range(3):
         assert project.current(index) == "releases/1"
@@ -69,7 +87,10 @@ def test_a_tampered_download_is_refused_and_removed(pull_project, tmp_path):
         tar.add(project.root / "app" / "index.html", arcname="index.html")
     for index, host in enumerate(project.hosts):
         publish(host, folder, evil if index == 1 else artifact, f"{sha}.tar.gz")
-    with pytest.raises(DeployFailed, match=f"host {project.hosts[1].name}: upload of release 1 failed: downloaded artifact does not match sha256"):
+    with pytest.raises(
+        DeployFailed,
+        match=f"host {project.hosts[1].name}: upload of release 1 failed: downloaded artifact does not match sha256",
+    ):
         project.deploy()
     for index in range(3):
         assert project.current(index) == ""

@@ -6,10 +6,16 @@ import yaml
 
 
 def setup_review(p):
-    (p.root / "config" / "review.yml").write_text(yaml.safe_dump({
-        "transport": "local", "deploy_to": "review-{instance}",
-        "templates": [{"src": "app.env.j2", "dest": "app.env"}], "vars": {"greeting": "hi {instance}"},
-    }))
+    (p.root / "config" / "review.yml").write_text(
+        yaml.safe_dump(
+            {
+                "transport": "local",
+                "deploy_to": "review-{instance}",
+                "templates": [{"src": "app.env.j2", "dest": "app.env"}],
+                "vars": {"greeting": "hi {instance}"},
+            }
+        )
+    )
 
 
 def test_instances_are_isolated_and_destroyed_on_request(local_project):

@@ -17,8 +17,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello"
 def listening(port: int) -> str:
     """A hook that waits (generous deadline, never silent) until the app answers on ``port``:
     the app starts in the background, and the health check must judge it, not its start-up."""
-    return (f"i=0; until curl -s -o /dev/null http://127.0.0.1:{port}/; do i=$((i+1)); "
-            f"if [ $i -gt 600 ]; then echo 'app never listened' >&2; exit 1; fi; echo waiting; sleep 0.1; done")
+    return (
+        f"i=0; until curl -s -o /dev/null http://127.0.0.1:{port}/; do i=$((i+1)); "
+        f"if [ $i -gt 600 ]; then echo 'app never listened' >&2; exit 1; fi; echo waiting; sleep 0.1; done"
+    )
 
 
 @pytest.fixture
@@ -29,8 +31,11 @@ def web_project(project):
     serve = f"APP_PORT={port} ./bin/serve"
     project.set(
         hooks={
-            "after_switch": [{"command": serve}, {"command": listening(port)},
-                             {"command": "date +%s%N >> $DEPLOYER_DEPLOY_TO/switched_at"}],
+            "after_switch": [
+                {"command": serve},
+                {"command": listening(port)},
+                {"command": "date +%s%N >> $DEPLOYER_DEPLOY_TO/switched_at"},
+            ],
             "after_rollback": [{"command": serve}, {"command": listening(port)}],
         },
         healthcheck={"url": f"http://127.0.0.1:{port}/up", "retries": 3, "interval": 0.2, "timeout": 5},
@@ -38,7 +43,9 @@ def web_project(project):
     project.port = port
     yield project
     for index in range(3):
-        project.sh(index, f"kill $(cat {project.deploy_to}/shared/app-{port}.pid) 2>/dev/null || true", check=False)
+        project.sh(
+            index, f"kill $(cat {project.deploy_to}/shared/app-{port}.pid) 2>/dev/null || true", check=False
+        )
 
 
 def serving(project, index: int) -> str:
@@ -51,9 +58,13 @@ def test_good_release_rolls_through_batches_in_order(web_project):
     containers): the after_switch hook and the health check (its ``command`` form) each
     append a timestamp."""
     p = web_project
-    probe = (f"curl -fsS -o /dev/null http://127.0.0.1:{p.port}/up && "
-             f"date +%s%N >> {p.deploy_to}/healthy_at")
-    p.overrides["healthcheck"] = {"command": probe, "retries": 3, "interval": 0.2, "timeout": 5}  # instead of url
+    probe = f"curl -fsS -o /dev/null http://127.0.0.1:{p.port}/up && date +%s%N >> {p.deploy_to}/healthy_at"
+    p.overrides["healthcheck"] = {
+        "command": probe,
+        "retries": 3,
+        "interval": 0.2,
+        "timeout": 5,
+    }  # instead of url
     p.set(rollout={"canary": 1, "batch_size": 1})
     p.deploy()
     marks = [len(p.read(i, "healthy_at").split()) for i in range(3)]

@@ -34,8 +34,10 @@ def test_two_deploys_at_once_exactly_one_wins(project):
     for t in threads:
         t.start()
     try:
-        project.wait_until(lambda: len(results) == 2 or (len(results) == 1 and project.reached("both-started")),
-                           "one deploy to be refused while the other waits in its hook")
+        project.wait_until(
+            lambda: len(results) == 2 or (len(results) == 1 and project.reached("both-started")),
+            "one deploy to be refused while the other waits in its hook",
+        )
     finally:
         project.release_barrier("both-started")
         for t in threads:
@@ -52,8 +54,13 @@ def test_two_deploys_at_once_exactly_one_wins(project):
 
 
 def test_stale_lock_blocks_deploy_until_unlock(project):
-    info = json.dumps({"holder": "alice@laptop", "pid": 4242, "since": int(time.time()) - 600, "command": "deploy"})
-    project.sh(1, f"mkdir -p {project.deploy_to}/.deployer/lock && echo '{info}' > {project.deploy_to}/.deployer/lock/info")
+    info = json.dumps(
+        {"holder": "alice@laptop", "pid": 4242, "since": int(time.time()) - 600, "command": "deploy"}
+    )
+    project.sh(
+        1,
+        f"mkdir -p {project.deploy_to}/.deployer/lock && echo '{info}' > {project.deploy_to}/.deployer/lock/info",
+    )
     blocked = project.invoke("deploy", "--stage=test")
     assert blocked.returncode == 3
     assert f"host {project.hosts[1].name}: deploy lock" in blocked.stderr
@@ -86,7 +93,8 @@ def test_current_never_missing_or_dangling_during_200_switches(project):
     d = project.deploy_to
     reader = subprocess.Popen(
         ["docker", "exec", "-u", "deploy", project.hosts[0].container_id, "sh", "-c", READER.format(d=d)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     config = load(project.root, "test")
     session = connect(config, config.hosts[0])
@@ -103,7 +111,7 @@ def test_current_never_missing_or_dangling_during_200_switches(project):
             result = session.run(commands.switch(layout, 1 + i % 2, f"t{i}"))
             assert result.ok, result.stderr
             if i % 20 == 19:  # the reader is never starved for a whole run of switches
-                project.wait_until(lambda: progress() > checkpoint, "the reader to read again")
+                project.wait_until(lambda seen=checkpoint: progress() > seen, "the reader to read again")
                 checkpoint = progress()
     finally:
         session.run(f"touch {d}/stop")
@@ -188,7 +196,9 @@ def test_unsafe_artifacts_are_refused_before_any_host_changes(project, member, r
 
 
 def test_tarball_artifact_deploys(project):
-    _write_tar(project.root / "good.tar.gz", [("index.html", "file", None), ("link", "symlink", "index.html")])
+    _write_tar(
+        project.root / "good.tar.gz", [("index.html", "file", None), ("link", "symlink", "index.html")]
+    )
     project.set(artifact={"path": "good.tar.gz"})
     project.deploy()
     assert project.read(2, "current/link") == "x"
@@ -203,8 +213,10 @@ def test_missing_template_variable_fails_before_any_host_changes(project):
 
 
 def test_unreachable_host_fails_before_anything_changes(project, ssh_hosts):
-    project.set(hosts=[{"host": "127.0.0.1", "port": h.port, "user": "deploy"} for h in ssh_hosts] +
-                [{"host": "127.0.0.1", "port": 1, "user": "deploy"}])
+    project.set(
+        hosts=[{"host": "127.0.0.1", "port": h.port, "user": "deploy"} for h in ssh_hosts]
+        + [{"host": "127.0.0.1", "port": 1, "user": "deploy"}]
+    )
     result = project.invoke("deploy", "--stage=test")
     assert result.returncode == 4
     assert "host 127.0.0.1:1: cannot connect" in result.stderr

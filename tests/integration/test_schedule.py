@@ -13,7 +13,9 @@ from deployer.recipes.schedule import render
 def test_systemd_timer_and_cron_line_are_rendered(local_project):
     config = load(local_project.root, "test")
     files = render(config, Schedule(calendar="hourly", cron="5 * * * *"))
-    assert "OnCalendar=hourly" in files["cleanup.timer"] and "WantedBy=timers.target" in files["cleanup.timer"]
+    assert (
+        "OnCalendar=hourly" in files["cleanup.timer"] and "WantedBy=timers.target" in files["cleanup.timer"]
+    )
     assert f"ExecStart=/bin/sh {config.deploy_to}/.deployer/cleanup.sh" in files["cleanup.service"]
     assert files["cron"].startswith(f"5 * * * * /bin/sh {config.deploy_to}/.deployer/cleanup.sh >> ")
     assert files["cron"].rstrip().endswith(f"# deployer-cleanup:{config.deploy_to}")
@@ -39,7 +41,10 @@ def test_cron_schedule_installs_runs_and_unschedules(project):
     d = p.deploy_to
     for index in range(3):
         crontab = p.sh(index, "crontab -l")
-        assert f"*/10 * * * * /bin/sh {d}/.deployer/cleanup.sh >> {d}/.deployer/cleanup.log 2>&1 # deployer-cleanup:{d}" in crontab
+        assert (
+            f"*/10 * * * * /bin/sh {d}/.deployer/cleanup.sh >> {d}/.deployer/cleanup.log 2>&1 # deployer-cleanup:{d}"
+            in crontab
+        )
         assert p.sh(index, f"stat -c %a {d}/.deployer/cleanup.sh").strip() == "755"
     # Run what cron would run, on one host.
     p.sh(0, f"/bin/sh {d}/.deployer/cleanup.sh")
@@ -55,10 +60,15 @@ def test_cron_schedule_installs_runs_and_unschedules(project):
     # Both flags at once: refused before any host is contacted; the schedule stays.
     logins = [h.logins() for h in p.hosts]
     both = p.invoke("cleanup", "--stage=test", "--schedule", "--unschedule")
-    assert both.returncode == 2 and both.stderr.strip() == "error: cleanup: choose one of --schedule and --unschedule"
+    assert (
+        both.returncode == 2
+        and both.stderr.strip() == "error: cleanup: choose one of --schedule and --unschedule"
+    )
     assert [h.logins() for h in p.hosts] == logins
     for index in range(3):
-        assert f"# deployer-cleanup:{d}" in p.sh(index, "crontab -l") and p.exists(index, ".deployer/cleanup.sh")
+        assert f"# deployer-cleanup:{d}" in p.sh(index, "crontab -l") and p.exists(
+            index, ".deployer/cleanup.sh"
+        )
     gone = p.invoke("cleanup", "--stage=test", "--unschedule")
     assert gone.returncode == 0, gone.stderr
     for index in range(3):
@@ -99,13 +109,18 @@ def test_auto_installs_a_systemd_timer_where_systemd_answers_else_cron(lone_host
     p.set(keep_releases=2, schedule={"via": "auto", "calendar": "hourly"})
     d, unit = p.deploy_to, "deployer-cleanup-demo-test"
     units = "/home/deploy/.config/systemd/user"
-    lone_host.sh(f"cat > /usr/local/bin/systemctl <<'EOF'\n{FAKE_SYSTEMCTL}EOF\nchmod 755 /usr/local/bin/systemctl",
-                 user="root")
+    lone_host.sh(
+        f"cat > /usr/local/bin/systemctl <<'EOF'\n{FAKE_SYSTEMCTL}EOF\nchmod 755 /usr/local/bin/systemctl",
+        user="root",
+    )
     result = p.invoke("cleanup", "--stage=test", "--schedule")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "systemd: cleanup hourly, keeping 2" in result.stdout, result.stdout
     assert lone_host.sh("cat /tmp/systemctl-calls").splitlines() == [
-        "--user show-environment", "--user daemon-reload", f"--user enable --now {unit}.timer"]
+        "--user show-environment",
+        "--user daemon-reload",
+        f"--user enable --now {unit}.timer",
+    ]
     timer = lone_host.sh(f"cat {units}/{unit}.timer")
     service = lone_host.sh(f"cat {units}/{unit}.service")
     assert "OnCalendar=hourly" in timer and "WantedBy=timers.target" in timer

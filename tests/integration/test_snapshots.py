@@ -35,7 +35,9 @@ def check(name: str, text: str) -> None:
     if UPDATE:
         path.write_text(text)
         return
-    assert path.exists(), f"no snapshot {path}: run with DEPLOYER_UPDATE_SNAPSHOTS=1 to write it, then review it"
+    assert path.exists(), (
+        f"no snapshot {path}: run with DEPLOYER_UPDATE_SNAPSHOTS=1 to write it, then review it"
+    )
     assert text == path.read_text(), f"output of {name} changed; DEPLOYER_UPDATE_SNAPSHOTS=1 to accept"
 
 
@@ -43,16 +45,20 @@ def check(name: str, text: str) -> None:
 def p(local_project):
     local_project.set(hooks={"before_switch": [{"command": "true", "once": True}]})
     # Fixed modes and mtimes: the packed artifact (and its sha256) is the same on any machine.
-    for path in sorted((local_project.root / "app").rglob("*"), reverse=True) + [local_project.root / "app"]:
+    for path in [*sorted((local_project.root / "app").rglob("*"), reverse=True), local_project.root / "app"]:
         path.chmod(0o755 if path.is_dir() or path.name == "migrate" else 0o644)
         os.utime(path, (FIXED_MTIME, FIXED_MTIME))
     return local_project
 
 
 def test_normalise_changes_only_durations_dates_and_the_project_path(tmp_path):
-    raw = f"x {tmp_path}/deployed 0.08s 12.5 KB sha256 1b1a46d49dd3 ci@runner 2026-01-02 03:04:05 release 12\n"
-    assert normalise(raw, tmp_path) == \
-        "x <project>/deployed X.XXs 12.5 KB sha256 1b1a46d49dd3 ci@runner YYYY-MM-DD hh:mm:ss release 12\n"
+    raw = (
+        f"x {tmp_path}/deployed 0.08s 12.5 KB sha256 1b1a46d49dd3 ci@runner 2026-01-02 03:04:05 release 12\n"
+    )
+    assert (
+        normalise(raw, tmp_path)
+        == "x <project>/deployed X.XXs 12.5 KB sha256 1b1a46d49dd3 ci@runner YYYY-MM-DD hh:mm:ss release 12\n"
+    )
 
 
 @pytest.mark.skipif(UPDATE, reason="DEPLOYER_UPDATE_SNAPSHOTS=1 writes snapshots instead of checking them")

@@ -15,8 +15,12 @@ def test_a_host_alias_from_ssh_config_works(project, tmp_path):
     (home / ".ssh" / "config").write_text(
         f"Host app-alias\n  HostName 127.0.0.1\n  Port {host.port}\n  User deploy\n  IdentityFile {project.key}\n"
     )
-    stage = {"transport": "ssh", "deploy_to": project.deploy_to, "hosts": [{"host": "app-alias"}],
-             "ssh": {"known_hosts": str(project.root / "known_hosts")}}
+    stage = {
+        "transport": "ssh",
+        "deploy_to": project.deploy_to,
+        "hosts": [{"host": "app-alias"}],
+        "ssh": {"known_hosts": str(project.root / "known_hosts")},
+    }
     (project.root / "config" / "aliased.yml").write_text(yaml.safe_dump(stage))
     result = project.invoke("deploy", "--stage=aliased", env={"HOME": str(home)})
     assert result.returncode == 0, result.stdout + result.stderr

@@ -37,12 +37,18 @@ def test_delta_sends_changed_files_and_never_touches_the_base_release(project):
         assert project.exists(index, "releases/1/gone.txt")
         assert project.sh(index, f"stat -c %a {d}/releases/2/tool.sh").strip() == "755"
         assert project.sh(index, f"stat -c %a {d}/releases/1/tool.sh").strip() == "644"
-        same = project.sh(index, f"stat -c %i {d}/releases/1/data/blob3.bin {d}/releases/2/data/blob3.bin").split()
+        same = project.sh(
+            index, f"stat -c %i {d}/releases/1/data/blob3.bin {d}/releases/2/data/blob3.bin"
+        ).split()
         assert same[0] == same[1]  # unchanged: hard link, no bytes sent
-        changed = project.sh(index, f"cmp -s {d}/releases/1/data/blob7.bin {d}/releases/2/data/blob7.bin || echo differ")
+        changed = project.sh(
+            index, f"cmp -s {d}/releases/1/data/blob7.bin {d}/releases/2/data/blob7.bin || echo differ"
+        )
         assert changed.strip() == "differ"
-        assert project.sh(index, f"cd {d}/releases/2 && sha256sum data/blob7.bin").split()[0] == \
-            __import__("hashlib").sha256((app / "data" / "blob7.bin").read_bytes()).hexdigest()
+        assert (
+            project.sh(index, f"cd {d}/releases/2 && sha256sum data/blob7.bin").split()[0]
+            == __import__("hashlib").sha256((app / "data" / "blob7.bin").read_bytes()).hexdigest()
+        )
     assert "delta from release 1" in "".join(project.output)
 
 
@@ -75,8 +81,11 @@ def test_delta_can_be_switched_off(project):
     assert all(s > 400_000 for s in sent), sent  # the random 400 kB travelled again to every host
     d = project.deploy_to
     for index in range(3):
-        inodes = project.sh(index, f"stat -c '%i %h' {d}/releases/1/big.bin {d}/releases/2/big.bin "
-                                   f"{d}/releases/1/index.html {d}/releases/2/index.html").split("\n")
+        inodes = project.sh(
+            index,
+            f"stat -c '%i %h' {d}/releases/1/big.bin {d}/releases/2/big.bin "
+            f"{d}/releases/1/index.html {d}/releases/2/index.html",
+        ).split("\n")
         (i1, n1), (i2, n2), (i3, n3), (i4, n4) = (line.split() for line in inodes[:4])
         assert i1 != i2 and i3 != i4, inodes  # separate files, not links to release 1
         assert n1 == n2 == n3 == n4 == "1", inodes
@@ -86,7 +95,15 @@ def test_delta_can_be_switched_off(project):
 
 @pytest.mark.parametrize("change", [False, True], ids=["identical", "delta"])
 def test_files_written_by_hooks_never_leak_into_or_back_from_the_next_release(project, change):
-    project.set(hooks={"before_switch": [{"command": "echo $DEPLOYER_RELEASE >> made-by-hook; mkdir -p venv && echo $DEPLOYER_RELEASE >> venv/state"}]})
+    project.set(
+        hooks={
+            "before_switch": [
+                {
+                    "command": "echo $DEPLOYER_RELEASE >> made-by-hook; mkdir -p venv && echo $DEPLOYER_RELEASE >> venv/state"
+                }
+            ]
+        }
+    )
     project.deploy()
     if change:
         (project.root / "app" / "index.html").write_text("v2\n")

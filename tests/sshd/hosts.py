@@ -37,7 +37,9 @@ def make_keypair(folder: Path) -> Path:
     key = Ed25519PrivateKey.generate()
     private = folder / "id_ed25519"
     private.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
     )
     private.chmod(0o600)
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
@@ -64,7 +66,8 @@ class SshHost:
         """Run a shell script inside the container (via docker exec, not SSH): to inspect state."""
         proc = subprocess.run(
             ["docker", "exec", "-u", user, self.container_id, "sh", "-c", script],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"in {self.name}: {script!r} exited {proc.returncode}: {proc.stderr}")
