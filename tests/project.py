@@ -170,7 +170,8 @@ class Project:
         return self.sh(index, f"cd {self.absolute_deploy_to} 2>/dev/null && find . -printf '%y %p %l %s\\n' | sort || true")
 
     # -- barriers: a hook waits for a file the test creates (never a sleep) ------------
-    def barrier_hook(self, name: str, ticking: bool = True, limit: float = 120, folder: str | None = None) -> str:
+    def barrier_hook(self, name: str, ticking: bool = True, limit: float = 120,
+                     folder: str | None = None) -> str:
         """A hook command that marks ``<folder>/<name>.reached`` on its host (``folder``
         defaults to deploy_to), then waits until the test calls :meth:`release_barrier`
         (``<name>.go`` appears). It prints a tick every 0.2 s, so ``ssh.command_timeout``
@@ -180,7 +181,8 @@ class Project:
         tick = "echo tick; " if ticking else ""
         return (f'touch "{where}/{name}.reached"; i=0; '
                 f'while [ ! -e "{where}/{name}.go" ]; do i=$((i+1)); '
-                f'if [ $i -gt {int(limit / 0.2)} ]; then echo "barrier {name} never released" >&2; exit 99; fi; '
+                f'if [ $i -gt {int(limit / 0.2)} ]; then '
+                f'echo "barrier {name} never released" >&2; exit 99; fi; '
                 f'{tick}sleep 0.2; done')
 
     def reached(self, name: str, indexes: list[int] | None = None, folder: str | None = None) -> bool:

@@ -312,8 +312,8 @@ def test_secrets_never_leak_and_secret_files_are_0600_from_the_first_byte(projec
     d = project.deploy_to
     host = project.hosts[0]
     assert "'" not in FEEDER
-    host.sh(f"cat > /usr/local/bin/tar <<'EOF'\n{SLOW_TAR.format(d=d, feeder=FEEDER)}EOF\nchmod 755 /usr/local/bin/tar",
-            user="root")
+    wrapper = SLOW_TAR.format(d=d, feeder=FEEDER)
+    host.sh(f"cat > /usr/local/bin/tar <<'EOF'\n{wrapper}EOF\nchmod 755 /usr/local/bin/tar", user="root")
     host.sh(f"mkdir -p {d.rsplit('/', 1)[0]}")
     watcher = subprocess.Popen(
         ["docker", "exec", "-u", "deploy", host.container_id, "python3", "-c", WATCH_PY, d,
@@ -321,14 +321,16 @@ def test_secrets_never_leak_and_secret_files_are_0600_from_the_first_byte(projec
         stdout=subprocess.PIPE, text=True,
     )
     try:
-        project.wait_until(lambda: project.sh(0, f"test -e {d}.watcher-ready && echo y || true").strip() == "y"
-                           or watcher.poll() is not None, "the watcher to start watching")
+        ready = f"test -e {d}.watcher-ready && echo y || true"
+        project.wait_until(lambda: project.sh(0, ready).strip() == "y" or watcher.poll() is not None,
+                           "the watcher to start watching")
         assert watcher.poll() is None, "the watcher died"
         first = project.invoke("deploy", "--stage=test", env=env)
         project.set(hooks={"after_switch": [{"command": "grep DB_PASSWORD config/secret.env >&2; exit 1"}]})
         failed = project.invoke("deploy", "--stage=test", env=env)
     finally:
-        host.sh(f"grep -q {d} /usr/local/bin/tar 2>/dev/null && rm -f /usr/local/bin/tar || true", user="root")
+        host.sh(f"grep -q {d} /usr/local/bin/tar 2>/dev/null && rm -f /usr/local/bin/tar || true",
+                user="root")
         host.sh(f"mkdir -p {d} && touch {d}.stop-watch")
         watched = json.loads(watcher.communicate(timeout=60)[0])
         host.sh(f"rm -f {d}.stop-watch {d}.watcher-ready {d}.watcher-saw-partial")
@@ -474,7 +476,8 @@ def _conflict_tar(root: Path) -> None:
 
 
 # What an example came to: only the last two reached a host with the hostile values.
-STAGE_REFUSED, CONFIG_REFUSED, DEPLOYED, FAILED_AS_INJECTED = "stage refused", "config refused", "deployed", "failed"
+STAGE_REFUSED, CONFIG_REFUSED = "stage refused", "config refused"
+DEPLOYED, FAILED_AS_INJECTED = "deployed", "failed"
 
 
 def run_hostile_example(host, base: str, key, folder: Path, values: dict, failure: str) -> str:
@@ -483,7 +486,8 @@ def run_hostile_example(host, base: str, key, folder: Path, values: dict, failur
     Returns what the example came to (one of the four outcomes above)."""
     # Each example starts clean: no canary left by an earlier failing example, and a fresh
     # snapshot of everything outside ``base``.
-    exec_argv(host, ["sh", "-c", f"find / -xdev -name '{CANARY}*' -prune -exec rm -rf {{}} + 2>/dev/null; true"], user="root")
+    clean = f"find / -xdev -name '{CANARY}*' -prune -exec rm -rf {{}} + 2>/dev/null; true"
+    exec_argv(host, ["sh", "-c", clean], user="root")
     exec_argv(host, ["python3", "-c", SNAP_PY, base, SNAPSHOT, CANARY], user="root")
     project = Project.create(folder, [host], key)
     project.deploy_to = f"{base}/{folder.name}/{values['deploy_to']}"
@@ -590,18 +594,20 @@ def test_hostile_values_never_reach_a_shell(injection_host, injection_base, ssh_
     outcomes: list[str] = []
 
     @SETTINGS
-    @example(values={"deploy_to": "plain", "shared_dir": f"'; touch {CANARY}; '", "shared_file": "x\ny`touch z`",
-                     "dest": f'"; touch {CANARY}; "', "application": f"app$(touch /tmp/{CANARY})",
-                     "user": f"me'$(touch {CANARY})'", "stage": "prod"}, failure="after_switch")
+    @example(values={"deploy_to": "plain", "shared_dir": f"'; touch {CANARY}; '",
+                     "shared_file": "x\ny`touch z`", "dest": f'"; touch {CANARY}; "',
+                     "application": f"app$(touch /tmp/{CANARY})", "user": f"me'$(touch {CANARY})'",
+                     "stage": "prod"}, failure="after_switch")
     @example(values={"deploy_to": "plain", "shared_dir": "--x", "shared_file": "-rf", "dest": "$HOME",
-                     "application": "\n`touch /tmp/" + CANARY + "`\n", "user": ";", "stage": "x;touch /tmp/" + CANARY},
-             failure="none")
-    @example(values={"deploy_to": "plain", "shared_dir": f"$(touch {CANARY})", "shared_file": f"`touch {CANARY}`",
-                     "dest": "日本 🚀 \u202e", "application": '"', "user": "'", "stage": "s.1"}, failure="unpack")
+                     "application": "\n`touch /tmp/" + CANARY + "`\n", "user": ";",
+                     "stage": "x;touch /tmp/" + CANARY}, failure="none")
+    @example(values={"deploy_to": "plain", "shared_dir": f"$(touch {CANARY})",
+                     "shared_file": f"`touch {CANARY}`", "dest": "日本 🚀 \u202e", "application": '"',
+                     "user": "'", "stage": "s.1"}, failure="unpack")
     @given(values=VALUES.map(lambda v: {**v, "deploy_to": "plain"}), failure=FAILURES)
     def examples(values, failure):
-        outcomes.append(run_hostile_example(injection_host, injection_base, ssh_key, tmp_path_factory.mktemp("inj"),
-                                            values, failure))
+        folder = tmp_path_factory.mktemp("inj")
+        outcomes.append(run_hostile_example(injection_host, injection_base, ssh_key, folder, values, failure))
 
     examples()
     assert_enough_reached_a_host(outcomes)
@@ -611,16 +617,16 @@ def test_hostile_deploy_to_never_reaches_a_shell(injection_host, injection_base,
     outcomes: list[str] = []
 
     @SETTINGS
-    @example(values={"deploy_to": f"$(touch {CANARY})/a b", "shared_dir": "x", "shared_file": "y", "dest": "z",
-                     "application": "app", "user": "me", "stage": "prod"}, failure="unpack")
+    @example(values={"deploy_to": f"$(touch {CANARY})/a b", "shared_dir": "x", "shared_file": "y",
+                     "dest": "z", "application": "app", "user": "me", "stage": "prod"}, failure="unpack")
     @example(values={"deploy_to": 'say "hi"', "shared_dir": "x", "shared_file": "y", "dest": "z",
                      "application": "app", "user": "me", "stage": "prod"}, failure="none")
     @given(values=st.fixed_dictionaries({"deploy_to": PATH}).map(
         lambda v: {"deploy_to": v["deploy_to"], "shared_dir": "x", "shared_file": "y", "dest": "z",
                    "application": "app", "user": "me", "stage": "prod"}), failure=FAILURES)
     def examples(values, failure):
-        outcomes.append(run_hostile_example(injection_host, injection_base, ssh_key, tmp_path_factory.mktemp("inj"),
-                                            values, failure))
+        folder = tmp_path_factory.mktemp("inj")
+        outcomes.append(run_hostile_example(injection_host, injection_base, ssh_key, folder, values, failure))
 
     examples()
     assert_enough_reached_a_host(outcomes)

@@ -24,7 +24,9 @@ def run(p, *args, env=None):
 def one_line_error(result, code: int) -> str:
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, (
+        result.stderr
+    )
     return lines[0]
 
 
@@ -52,7 +54,9 @@ def test_build_runs_locally_before_any_host_is_touched_and_ships_its_output(proj
     saw = (project.root / "build-saw.txt").read_text().splitlines()
     assert [line.split(" ", 1)[1] for line in saw] == ["lock=free releases=1,"] * 3, saw
     for index in range(3):
-        assert project.read(index, "releases/2/BUILT") == "built by the build step\n"  # the build's output shipped
+        assert (
+            project.read(index, "releases/2/BUILT") == "built by the build step\n"
+        )  # the build's output shipped
         assert project.current(index) == "releases/2"
 
 
@@ -61,12 +65,15 @@ def test_a_failing_build_is_one_line_exit_2_and_changes_no_host(project):
     before = [project.snapshot(i) for i in range(3)]
     project.set(artifact={"build": "echo compiling; echo 'src/app.c:3: error: boom' >&2; exit 3"})
     line = one_line_error(project.invoke("deploy", "--stage=test"), 2)
-    assert line == ("error: artifact.build: `echo compiling; echo 'src/app.c:3: error: boom' >&2; exit 3` "
-                    "exited 3: src/app.c:3: error: boom"), line
+    assert line == (
+        "error: artifact.build: `echo compiling; echo 'src/app.c:3: error: boom' >&2; exit 3` "
+        "exited 3: src/app.c:3: error: boom"
+    ), line
     assert [project.snapshot(i) for i in range(3)] == before
 
 
 # -- history -----------------------------------------------------------------------------------
+
 
 def history_rows(text: str) -> list[tuple[str, str, str]]:
     """(when, event, release) of each data row of the history table."""
@@ -84,8 +91,10 @@ def test_history_lists_every_event_of_the_log_and_limit_keeps_the_last(project):
     run(project, "rollback", "--stage=test")
     logged = project.log(0)
     assert [project.log(i) for i in (1, 2)] == [logged, logged]
-    expected = [(e["at"][:19].replace("T", " "), e["event"], "" if e.get("release") is None else str(e["release"]))
-                for e in logged]
+    expected = [
+        (e["at"][:19].replace("T", " "), e["event"], "" if e.get("release") is None else str(e["release"]))
+        for e in logged
+    ]
     assert len(expected) == 8  # 3 x (staged, active) + rollback (target active, the one left rolled-back)
     text = run(project, "history", "--stage=test")
     assert history_rows(text.stdout) == expected, text.stdout
@@ -96,18 +105,23 @@ def test_history_lists_every_event_of_the_log_and_limit_keeps_the_last(project):
     everything = run(project, "history", "--stage=test", "--limit=0")
     assert history_rows(everything.stdout) == expected
     data = json.loads(run(project, "history", "--stage=test", "--json", "--limit=3").stdout)
-    assert conforms(data, HISTORY_SHAPE) and [e["id"] for e in data["events"]] == [e["id"] for e in logged[-3:]]
+    assert conforms(data, HISTORY_SHAPE) and [e["id"] for e in data["events"]] == [
+        e["id"] for e in logged[-3:]
+    ]
     bad = project.invoke("history", "--stage=test", "--limit=x")
     assert one_line_error(bad, 2) == "error: --limit: expected a release number, got 'x'"
 
 
 # -- which stage -------------------------------------------------------------------------------
 
+
 def test_stage_comes_from_the_flag_then_deployer_stage_and_none_is_an_error(project):
     logins = [h.logins() for h in project.hosts]
     none = project.invoke("deploy", env={"DEPLOYER_STAGE": ""})
-    assert one_line_error(none, 2) == \
-        "error: --stage: no stage given and no default_stage in config/deploy.yml (stages: test)"
+    assert (
+        one_line_error(none, 2)
+        == "error: --stage: no stage given and no default_stage in config/deploy.yml (stages: test)"
+    )
     assert [h.logins() for h in project.hosts] == logins  # refused before any host was contacted
     assert all(project.snapshot(i) == "" for i in range(3))  # nothing deployed anywhere
     run(project, "deploy", env={"DEPLOYER_STAGE": "test"})
@@ -118,9 +132,12 @@ def test_stage_comes_from_the_flag_then_deployer_stage_and_none_is_an_error(proj
 
 # -- check with an unreachable host ------------------------------------------------------------
 
+
 def test_check_exits_4_naming_an_unreachable_host_and_reports_the_others(project, ssh_hosts):
-    project.set(hosts=[{"host": "127.0.0.1", "port": h.port, "user": "deploy"} for h in ssh_hosts]
-                + [{"host": "127.0.0.1", "port": 1, "user": "deploy"}])
+    project.set(
+        hosts=[{"host": "127.0.0.1", "port": h.port, "user": "deploy"} for h in ssh_hosts]
+        + [{"host": "127.0.0.1", "port": 1, "user": "deploy"}]
+    )
     result = project.invoke("check", "--stage=test")
     assert one_line_error(result, 4) == "error: check: some hosts are unreachable (see above)"
     assert re.search(r"^127\.0\.0\.1:1: 1 problem", result.stdout, re.M), result.stdout
@@ -137,6 +154,7 @@ def test_check_exits_4_naming_an_unreachable_host_and_reports_the_others(project
 
 # -- rollback of a subset ----------------------------------------------------------------------
 
+
 def test_rollback_with_hosts_or_roles_switches_only_those(project):
     for _ in range(3):
         run(project, "deploy", "--stage=test")
@@ -149,12 +167,15 @@ def test_rollback_with_hosts_or_roles_switches_only_those(project):
     assert project.snapshot(2) == untouched  # never touched: no switch, no log line, no lock
     for index in (0, 1):
         last = project.log(index)[-2:]
-        assert [(e["event"], e["release"], e["status"]) for e in last] == \
-            [("rollback", 2, "active"), ("rollback", 3, "rolled-back")], last
+        assert [(e["event"], e["release"], e["status"]) for e in last] == [
+            ("rollback", 2, "active"),
+            ("rollback", 3, "rolled-back"),
+        ], last
     assert project.release_dirs(2) == [1, 2, 3]
 
 
 # -- --json, -v and --quiet over SSH -----------------------------------------------------------
+
 
 def test_json_output_over_ssh_matches_the_hosts(project):
     names = [h.name for h in project.hosts]
@@ -163,8 +184,9 @@ def test_json_output_over_ssh_matches_the_hosts(project):
     for data, number, previous in ((first, 1, None), (second, 2, 1)):
         assert conforms(data, DEPLOY_SHAPE), data
         assert data["ok"] is True and data["release"] == number and data["dry_run"] is False
-        assert [(r["host"], r["release"], r["previous"], r["status"]) for r in data["hosts"]] == \
-            [(n, number, previous, "active") for n in names]
+        assert [(r["host"], r["release"], r["previous"], r["status"]) for r in data["hosts"]] == [
+            (n, number, previous, "active") for n in names
+        ]
     assert [project.current(i) for i in range(3)] == ["releases/2"] * 3
     releases = json.loads(run(project, "releases", "--stage=test", "--json").stdout)
     assert conforms(releases, RELEASES_SHAPE) and releases["diverged"] is False
@@ -200,9 +222,11 @@ def test_verbose_shows_each_remote_command_masked_and_quiet_only_the_end(project
 
 # -- ssh.command_timeout is a silence timeout --------------------------------------------------
 
-TICKS = ('start=$(date +%s%N); end=$(( $(date +%s) + 5 )); '
-         'while [ $(date +%s) -lt $end ]; do echo tick; sleep 0.2; done; '
-         'echo $start $(date +%s%N) > "$DEPLOYER_DEPLOY_TO/ticked"')
+TICKS = (
+    "start=$(date +%s%N); end=$(( $(date +%s) + 5 )); "
+    "while [ $(date +%s) -lt $end ]; do echo tick; sleep 0.2; done; "
+    'echo $start $(date +%s%N) > "$DEPLOYER_DEPLOY_TO/ticked"'
+)
 
 
 def test_command_timeout_over_ssh_stops_silent_commands_not_talkative_ones(project):
@@ -219,9 +243,10 @@ def test_command_timeout_over_ssh_stops_silent_commands_not_talkative_ones(proje
     finally:
         project.release_barrier("silent")
     line = one_line_error(result, 1)
-    assert f"gave no output for {timeout}s (ssh.command_timeout)" in line and "release 2 removed" in line, line
+    assert f"gave no output for {timeout}s (ssh.command_timeout)" in line and "release 2 removed" in line, (
+        line
+    )
     for index in range(3):
         assert project.reached("silent", [index])  # the hook really ran, silently
         assert project.current(index) == "releases/1" and project.release_dirs(index) == [1]
         assert not project.lock_held(index)
-

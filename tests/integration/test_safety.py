@@ -34,8 +34,9 @@ def test_two_deploys_at_once_exactly_one_wins(project):
     for t in threads:
         t.start()
     try:
-        project.wait_until(lambda: len(results) == 2 or (len(results) == 1 and project.reached("both-started")),
-                           "one deploy to be refused while the other waits in its hook")
+        project.wait_until(
+            lambda: len(results) == 2 or (len(results) == 1 and project.reached("both-started")),
+            "one deploy to be refused while the other waits in its hook")
     finally:
         project.release_barrier("both-started")
         for t in threads:

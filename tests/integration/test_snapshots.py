@@ -35,7 +35,9 @@ def check(name: str, text: str) -> None:
     if UPDATE:
         path.write_text(text)
         return
-    assert path.exists(), f"no snapshot {path}: run with DEPLOYER_UPDATE_SNAPSHOTS=1 to write it, then review it"
+    assert path.exists(), (
+        f"no snapshot {path}: run with DEPLOYER_UPDATE_SNAPSHOTS=1 to write it, then review it"
+    )
     assert text == path.read_text(), f"output of {name} changed; DEPLOYER_UPDATE_SNAPSHOTS=1 to accept"
 
 
@@ -50,9 +52,13 @@ def p(local_project):
 
 
 def test_normalise_changes_only_durations_dates_and_the_project_path(tmp_path):
-    raw = f"x {tmp_path}/deployed 0.08s 12.5 KB sha256 1b1a46d49dd3 ci@runner 2026-01-02 03:04:05 release 12\n"
-    assert normalise(raw, tmp_path) == \
-        "x <project>/deployed X.XXs 12.5 KB sha256 1b1a46d49dd3 ci@runner YYYY-MM-DD hh:mm:ss release 12\n"
+    raw = (
+        f"x {tmp_path}/deployed 0.08s 12.5 KB sha256 1b1a46d49dd3 ci@runner 2026-01-02 03:04:05 release 12\n"
+    )
+    assert (
+        normalise(raw, tmp_path)
+        == "x <project>/deployed X.XXs 12.5 KB sha256 1b1a46d49dd3 ci@runner YYYY-MM-DD hh:mm:ss release 12\n"
+    )
 
 
 @pytest.mark.skipif(UPDATE, reason="DEPLOYER_UPDATE_SNAPSHOTS=1 writes snapshots instead of checking them")

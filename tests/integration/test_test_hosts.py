@@ -19,10 +19,19 @@ def test_login_counter_is_written_before_the_session_starts(ssh_hosts, ssh_key):
         before = host.logins()
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        client.connect("127.0.0.1", host.port, "deploy", key_filename=str(ssh_key),
-                       look_for_keys=False, allow_agent=False, timeout=30)
+        client.connect(
+            "127.0.0.1",
+            host.port,
+            "deploy",
+            key_filename=str(ssh_key),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=30,
+        )
         try:
-            _, out, _ = client.exec_command("cat /var/log/sshd.log.1 /var/log/sshd.log | grep -c 'Accepted publickey'")
+            _, out, _ = client.exec_command(
+                "cat /var/log/sshd.log.1 /var/log/sshd.log | grep -c 'Accepted publickey'"
+            )
             seen_from_inside = int(out.read().decode().strip())
             # Two sessions on one connection are one login.
             client.exec_command("true")[1].read()
