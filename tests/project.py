@@ -206,7 +206,8 @@ class Project:
         return (
             f'touch "{where}/{name}.reached"; i=0; '
             f'while [ ! -e "{where}/{name}.go" ]; do i=$((i+1)); '
-            f'if [ $i -gt {int(limit / 0.2)} ]; then echo "barrier {name} never released" >&2; exit 99; fi; '
+            f"if [ $i -gt {int(limit / 0.2)} ]; then "
+            f'echo "barrier {name} never released" >&2; exit 99; fi; '
             f"{tick}sleep 0.2; done"
         )
 

@@ -276,9 +276,8 @@ class CliRun:
                 f"invoke {' '.join(self.args)} did not finish within {timeout:g}s (it hangs); "
                 f"stderr so far: {self.err_path.read_text()[-2000:]}"
             ) from None
-        finished = Finished(
-            code, self.out_path.read_text(), self.err_path.read_text(), time.monotonic() - self.started
-        )
+        seconds = time.monotonic() - self.started
+        finished = Finished(code, self.out_path.read_text(), self.err_path.read_text(), seconds)
         trace(f"invoke {' '.join(self.args)} exited {code}: {finished.stderr.strip()[-300:]}")
         return finished
 

@@ -261,9 +261,8 @@ def test_host_paused_during_another_hosts_after_switch_hook(frozen_project, paus
     project, (runner, lost) = frozen_project, pausable_hosts
     project.deploy()
     # The hook waits at a barrier (ticking) that the test opens once the other host is frozen.
-    project.set(
-        hooks={"after_switch": [{"command": project.barrier_hook("in-after") + "; exit 1", "roles": ["db"]}]}
-    )
+    hook = {"command": project.barrier_hook("in-after") + "; exit 1", "roles": ["db"]}
+    project.set(hooks={"after_switch": [hook]})
     run = CliRun(project, "deploy", "--stage=test")
     try:
         wait_for(

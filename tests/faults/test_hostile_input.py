@@ -441,10 +441,8 @@ def test_secrets_never_leak_and_secret_files_are_0600_from_the_first_byte(projec
     d = project.deploy_to
     host = project.hosts[0]
     assert "'" not in FEEDER
-    host.sh(
-        f"cat > /usr/local/bin/tar <<'EOF'\n{SLOW_TAR.format(d=d, feeder=FEEDER)}EOF\nchmod 755 /usr/local/bin/tar",
-        user="root",
-    )
+    wrapper = SLOW_TAR.format(d=d, feeder=FEEDER)
+    host.sh(f"cat > /usr/local/bin/tar <<'EOF'\n{wrapper}EOF\nchmod 755 /usr/local/bin/tar", user="root")
     host.sh(f"mkdir -p {d.rsplit('/', 1)[0]}")
     watcher = subprocess.Popen(
         [
@@ -463,11 +461,9 @@ def test_secrets_never_leak_and_secret_files_are_0600_from_the_first_byte(projec
         text=True,
     )
     try:
+        ready = f"test -e {d}.watcher-ready && echo y || true"
         project.wait_until(
-            lambda: (
-                project.sh(0, f"test -e {d}.watcher-ready && echo y || true").strip() == "y"
-                or watcher.poll() is not None
-            ),
+            lambda: project.sh(0, ready).strip() == "y" or watcher.poll() is not None,
             "the watcher to start watching",
         )
         assert watcher.poll() is None, "the watcher died"
@@ -683,12 +679,8 @@ def _conflict_tar(root: Path) -> None:
 
 
 # What an example came to: only the last two reached a host with the hostile values.
-STAGE_REFUSED, CONFIG_REFUSED, DEPLOYED, FAILED_AS_INJECTED = (
-    "stage refused",
-    "config refused",
-    "deployed",
-    "failed",
-)
+STAGE_REFUSED, CONFIG_REFUSED = "stage refused", "config refused"
+DEPLOYED, FAILED_AS_INJECTED = "deployed", "failed"
 
 
 def run_hostile_example(host, base: str, key, folder: Path, values: dict, failure: str) -> str:
@@ -697,11 +689,8 @@ def run_hostile_example(host, base: str, key, folder: Path, values: dict, failur
     Returns what the example came to (one of the four outcomes above)."""
     # Each example starts clean: no canary left by an earlier failing example, and a fresh
     # snapshot of everything outside ``base``.
-    exec_argv(
-        host,
-        ["sh", "-c", f"find / -xdev -name '{CANARY}*' -prune -exec rm -rf {{}} + 2>/dev/null; true"],
-        user="root",
-    )
+    clean = f"find / -xdev -name '{CANARY}*' -prune -exec rm -rf {{}} + 2>/dev/null; true"
+    exec_argv(host, ["sh", "-c", clean], user="root")
     exec_argv(host, ["python3", "-c", SNAP_PY, base, SNAPSHOT, CANARY], user="root")
     project = Project.create(folder, [host], key)
     project.deploy_to = f"{base}/{folder.name}/{values['deploy_to']}"
@@ -875,11 +864,8 @@ def test_hostile_values_never_reach_a_shell(injection_host, injection_base, ssh_
     )
     @given(values=VALUES.map(lambda v: {**v, "deploy_to": "plain"}), failure=FAILURES)
     def examples(values, failure):
-        outcomes.append(
-            run_hostile_example(
-                injection_host, injection_base, ssh_key, tmp_path_factory.mktemp("inj"), values, failure
-            )
-        )
+        folder = tmp_path_factory.mktemp("inj")
+        outcomes.append(run_hostile_example(injection_host, injection_base, ssh_key, folder, values, failure))
 
     examples()
     assert_enough_reached_a_host(outcomes)
@@ -928,11 +914,8 @@ def test_hostile_deploy_to_never_reaches_a_shell(injection_host, injection_base,
         failure=FAILURES,
     )
     def examples(values, failure):
-        outcomes.append(
-            run_hostile_example(
-                injection_host, injection_base, ssh_key, tmp_path_factory.mktemp("inj"), values, failure
-            )
-        )
+        folder = tmp_path_factory.mktemp("inj")
+        outcomes.append(run_hostile_example(injection_host, injection_base, ssh_key, folder, values, failure))
 
     examples()
     assert_enough_reached_a_host(outcomes)

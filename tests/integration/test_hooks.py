@@ -67,9 +67,8 @@ def test_on_failure_runs_after_a_failure_and_its_own_failure_only_warns(project)
     # The deploy's own error is the one reported (exit 1, one line), not the on_failure one.
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
-    assert (
-        result.stderr.startswith("error: host ") and "before_switch hook `exit 5` exited 5" in result.stderr
-    )
+    assert result.stderr.startswith("error: host ")
+    assert "before_switch hook `exit 5` exited 5" in result.stderr
     for index in range(3):
         assert project.read(index, "failure") == "failed 1\n"
         assert project.read(index, "failure2") == "second 1\n"  # the failing on_failure hook really ran

@@ -148,10 +148,8 @@ def test_a_silent_command_times_out_and_the_deploy_is_undone(local_project):
     """The hook waits at a barrier the test opens only after the deploy has ended: it can
     only end by the timeout, however slow the machine."""
     p = local_project
-    p.set(
-        ssh={"command_timeout": 1},
-        hooks={"before_switch": [{"command": p.barrier_hook("never", ticking=False)}]},
-    )
+    hook = {"command": p.barrier_hook("never", ticking=False)}
+    p.set(ssh={"command_timeout": 1}, hooks={"before_switch": [hook]})
     try:
         result = p.invoke("deploy", "--stage=test")
     finally:

@@ -44,6 +44,14 @@ def run(p, *args):
     return result
 
 
+def listing(p, index, stage) -> str:
+    """Every path under the stage's deploy_to on a host (type, name, link, size), or "absent"."""
+    d = f"{p.deploy_to}-{stage}"
+    return p.sh(
+        index, f"if [ -e {d} ]; then cd {d} && find . -printf '%y %p %l %s\\n' | sort; else echo absent; fi"
+    )
+
+
 def sha_of(p, index, stage, number):
     log = p.sh(index, f"cat {p.deploy_to}-{stage}/.deployer/log.jsonl")
     return {
@@ -108,32 +116,22 @@ def test_promote_refuses_a_release_changed_on_the_server(stages):
             index,
             f"rm {p.deploy_to}-staging/releases/1/index.html && echo hacked > {p.deploy_to}-staging/releases/1/index.html",
         )
-    staging_before = [
-        p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)
-    ]
+    staging_before = [listing(p, i, "staging") for i in range(2)]
     result = p.invoke("promote", "--from=staging", "--to=production")
     assert result.returncode == 1 and "was changed on the server since it was deployed" in result.stderr
-    assert (
-        p.sh(2, f"ls -A {p.deploy_to}-production 2>/dev/null || echo absent").strip() == "absent"
-    )  # untouched
-    assert [
-        p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)
-    ] == staging_before  # and the source neither (no lock left)
+    assert listing(p, 2, "production") == "absent\n"  # untouched
+    assert [listing(p, i, "staging") for i in range(2)] == staging_before  # nor the source (no lock left)
 
 
 def test_promote_dry_run_changes_nothing_and_shows_what_would_be_sent(stages):
     p = stages
     run(p, "deploy", "--stage=staging")
-    staging = [
-        p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)
-    ]
+    staging = [listing(p, i, "staging") for i in range(2)]
     dry = run(p, "promote", "--from=staging", "--to=production", "--dry-run")
     assert "dry run: nothing was changed" in dry.stdout, dry.stdout
     assert "tar -x" in dry.stdout  # the unpack it would run on the production host
-    assert p.sh(2, f"ls -A {p.deploy_to}-production 2>/dev/null || echo absent").strip() == "absent"
-    assert [
-        p.sh(i, f"cd {p.deploy_to}-staging && find . -printf '%y %p %l %s\\n' | sort") for i in range(2)
-    ] == staging
+    assert listing(p, 2, "production") == "absent\n"
+    assert [listing(p, i, "staging") for i in range(2)] == staging
     run(p, "promote", "--from=staging", "--to=production")  # the real one then works
     assert p.sh(2, f"readlink {p.deploy_to}-production/current").strip() == "releases/1"
 

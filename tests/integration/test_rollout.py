@@ -19,7 +19,8 @@ def listening(port: int) -> str:
     the app starts in the background, and the health check must judge it, not its start-up."""
     return (
         f"i=0; until curl -s -o /dev/null http://127.0.0.1:{port}/; do i=$((i+1)); "
-        f"if [ $i -gt 600 ]; then echo 'app never listened' >&2; exit 1; fi; echo waiting; sleep 0.1; done"
+        "if [ $i -gt 600 ]; then echo 'app never listened' >&2; exit 1; fi; "
+        "echo waiting; sleep 0.1; done"
     )
 
 
@@ -59,12 +60,8 @@ def test_good_release_rolls_through_batches_in_order(web_project):
     append a timestamp."""
     p = web_project
     probe = f"curl -fsS -o /dev/null http://127.0.0.1:{p.port}/up && date +%s%N >> {p.deploy_to}/healthy_at"
-    p.overrides["healthcheck"] = {
-        "command": probe,
-        "retries": 3,
-        "interval": 0.2,
-        "timeout": 5,
-    }  # instead of url
+    # The command form instead of the url one.
+    p.overrides["healthcheck"] = {"command": probe, "retries": 3, "interval": 0.2, "timeout": 5}
     p.set(rollout={"canary": 1, "batch_size": 1})
     p.deploy()
     marks = [len(p.read(i, "healthy_at").split()) for i in range(3)]

@@ -60,15 +60,12 @@ def test_cron_schedule_installs_runs_and_unschedules(project):
     # Both flags at once: refused before any host is contacted; the schedule stays.
     logins = [h.logins() for h in p.hosts]
     both = p.invoke("cleanup", "--stage=test", "--schedule", "--unschedule")
-    assert (
-        both.returncode == 2
-        and both.stderr.strip() == "error: cleanup: choose one of --schedule and --unschedule"
-    )
+    assert both.returncode == 2
+    assert both.stderr.strip() == "error: cleanup: choose one of --schedule and --unschedule"
     assert [h.logins() for h in p.hosts] == logins
     for index in range(3):
-        assert f"# deployer-cleanup:{d}" in p.sh(index, "crontab -l") and p.exists(
-            index, ".deployer/cleanup.sh"
-        )
+        assert f"# deployer-cleanup:{d}" in p.sh(index, "crontab -l")
+        assert p.exists(index, ".deployer/cleanup.sh")
     gone = p.invoke("cleanup", "--stage=test", "--unschedule")
     assert gone.returncode == 0, gone.stderr
     for index in range(3):
@@ -109,10 +106,9 @@ def test_auto_installs_a_systemd_timer_where_systemd_answers_else_cron(lone_host
     p.set(keep_releases=2, schedule={"via": "auto", "calendar": "hourly"})
     d, unit = p.deploy_to, "deployer-cleanup-demo-test"
     units = "/home/deploy/.config/systemd/user"
-    lone_host.sh(
-        f"cat > /usr/local/bin/systemctl <<'EOF'\n{FAKE_SYSTEMCTL}EOF\nchmod 755 /usr/local/bin/systemctl",
-        user="root",
-    )
+    fake = "/usr/local/bin/systemctl"
+    install = f"cat > {fake} <<'EOF'\n{FAKE_SYSTEMCTL}EOF\nchmod 755 {fake}"
+    lone_host.sh(install, user="root")
     result = p.invoke("cleanup", "--stage=test", "--schedule")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "systemd: cleanup hourly, keeping 2" in result.stdout, result.stdout
@@ -137,7 +133,7 @@ def test_auto_installs_a_systemd_timer_where_systemd_answers_else_cron(lone_host
     assert f"--user disable --now {unit}.timer" in lone_host.sh("cat /tmp/systemctl-calls")
     assert not p.exists(0, ".deployer/cleanup.sh")
 
-    lone_host.sh("rm /usr/local/bin/systemctl", user="root")  # a host without systemd: cron
+    lone_host.sh(f"rm {fake}", user="root")  # a host without systemd: cron
     result = p.invoke("cleanup", "--stage=test", "--schedule")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cron: cleanup 17 3 * * *" in result.stdout, result.stdout
