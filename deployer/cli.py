@@ -86,6 +86,7 @@ class TaskSpec:
     action: Action
     own: dict[str, Flag] = field(default_factory=dict)
     check: Callable[[Call], None] = lambda call: None  # usage errors, before any config is read
+    numbers: tuple[str, ...] = ()  # flags that take a release number (or a count)
     stage_flag: str = "stage"
 
 
@@ -110,7 +111,6 @@ def _rollback(call: Call, config, reporter) -> None:
 def _check_promote(call: Call) -> None:
     if not call["from_"] or not call["to"]:
         raise Exit("error: promote: give both --from=<stage> and --to=<stage>", 2)
-    call.number("release")
 
 
 def _promote(call: Call, target, reporter) -> None:
@@ -222,12 +222,12 @@ TASKS = (
     TaskSpec(
         "rollback", "Switch every host back to the previous good release, instantly (no upload).",
         ("stage", "instance", "to", "hosts", "roles", "dry_run", *OUTPUT), _rollback, own=_own("to"),
-        check=lambda call: call.number("to") and None,
+        numbers=("to",),
     ),
     TaskSpec(
         "promote", "Deploy to --to exactly the artifact live on --from (same sha256), no rebuild.",
         ("from_", "to", "release", "dry_run", *OUTPUT), _promote, own=_own("from_", "to_stage", "release"),
-        check=_check_promote, stage_flag="to",
+        check=_check_promote, numbers=("release",), stage_flag="to",
     ),
     TaskSpec(
         "releases", "List each host's releases: current, status, when and by whom, sha256.",
@@ -236,7 +236,7 @@ TASKS = (
     TaskSpec(
         "history", "List every event of a stage: deploys, rollbacks, cleanups, failures.",
         (*TARGET, "json", "limit"), _history, own=_own("limit"),
-        check=lambda call: call.number("limit") and None,
+        numbers=("limit",),
     ),
     TaskSpec(
         "pending", "List the commits between what is live on a stage and a local ref.",
@@ -368,6 +368,8 @@ def _make_task(spec: TaskSpec, root: Path) -> Task:
     def body(c, **args):
         call = Call(root, args)
         spec.check(call)
+        for name in spec.numbers:
+            call.number(name)
         _run(root, _options(spec, call), lambda config, reporter: spec.action(call, config, reporter))
 
     context = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)

@@ -113,7 +113,7 @@ class DeployRun:
         extra: dict = (
             {"author": revision.author, "subject": revision.subject} if revision and revision.subject else {}
         )
-        if self.config.subset or len(self.fleet.names) < len(self.config.hosts):
+        if self.config.subset:
             extra["hosts"] = self.fleet.names  # a deploy to a subset says so in the log
         return extra
 

@@ -10,7 +10,7 @@ import secrets as token_source
 from collections.abc import Sequence
 
 from .. import commands
-from ..failures import checked
+from ..failures import checked, failed
 from ..fleet import Fleet
 from ..layout import current_target
 from ..runner import Outcome
@@ -41,9 +41,9 @@ def switch_all(fleet: Fleet, targets: dict[str, int], step: str = "switch") -> l
             fleet.reporter.step(
                 outcome.name, step, f"current -> releases/{targets[outcome.name]}", outcome.seconds
             )
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        raise SwitchFailed([o.name for o in outcomes if o.ok], failed)
+    bad = failed(outcomes)
+    if bad:
+        raise SwitchFailed([o.name for o in outcomes if o.ok], bad)
     return list(targets)
 
 
@@ -64,7 +64,7 @@ def restore(fleet: Fleet, previous: dict[str, str], names: Sequence[str], from_r
         return f"current -> {before}" if before else "current removed"
 
     outcomes = fleet.each_reported("switch back", step, done, names, strict=False)
-    return [o.name for o in outcomes if not o.ok]
+    return [o.name for o in failed(outcomes)]
 
 
 def switch_back(

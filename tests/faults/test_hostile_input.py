@@ -311,21 +311,9 @@ def refused(ssh_hosts, ssh_key, tmp_path_factory):
     logins_after = [h.logins() for h in ssh_hosts]
     # Control: one real login per host is counted at once, so "no new login" above is not a
     # counter that never moves (tests/integration/test_test_hosts.py proves it never lags).
-    import paramiko
-
     for host in ssh_hosts:
         before = host.logins()
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        client.connect(
-            "127.0.0.1",
-            host.port,
-            "deploy",
-            key_filename=str(ssh_key),
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=30,
-        )
+        client = host.login(ssh_key)
         client.exec_command("true")[1].read()
         client.close()
         assert host.logins() == before + 1, host.name
@@ -871,45 +859,32 @@ def test_hostile_values_never_reach_a_shell(injection_host, injection_base, ssh_
     assert_enough_reached_a_host(outcomes)
 
 
+# Harmless values for every field but deploy_to, in the deploy_to tests.
+PLAIN = {
+    "shared_dir": "x",
+    "shared_file": "y",
+    "dest": "z",
+    "application": "app",
+    "user": "me",
+    "stage": "prod",
+}
+
+
 def test_hostile_deploy_to_never_reaches_a_shell(injection_host, injection_base, ssh_key, tmp_path_factory):
     outcomes: list[str] = []
 
     @SETTINGS
     @example(
-        values={
-            "deploy_to": f"$(touch {CANARY})/a b",
-            "shared_dir": "x",
-            "shared_file": "y",
-            "dest": "z",
-            "application": "app",
-            "user": "me",
-            "stage": "prod",
-        },
+        values={**PLAIN, "deploy_to": f"$(touch {CANARY})/a b"},
         failure="unpack",
     )
     @example(
-        values={
-            "deploy_to": 'say "hi"',
-            "shared_dir": "x",
-            "shared_file": "y",
-            "dest": "z",
-            "application": "app",
-            "user": "me",
-            "stage": "prod",
-        },
+        values={**PLAIN, "deploy_to": 'say "hi"'},
         failure="none",
     )
     @given(
         values=st.fixed_dictionaries({"deploy_to": PATH}).map(
-            lambda v: {
-                "deploy_to": v["deploy_to"],
-                "shared_dir": "x",
-                "shared_file": "y",
-                "dest": "z",
-                "application": "app",
-                "user": "me",
-                "stage": "prod",
-            }
+            lambda v: {**PLAIN, "deploy_to": v["deploy_to"]}
         ),
         failure=FAILURES,
     )
@@ -929,14 +904,6 @@ def test_deploy_to_payload_runs_when_unpack_fails(injection_host, injection_base
         injection_base,
         ssh_key,
         tmp_path_factory.mktemp("inj"),
-        {
-            "deploy_to": f"$(cd;touch {CANARY})",
-            "shared_dir": "x",
-            "shared_file": "y",
-            "dest": "z",
-            "application": "app",
-            "user": "me",
-            "stage": "prod",
-        },
+        {**PLAIN, "deploy_to": f"$(cd;touch {CANARY})"},
         "unpack",
     )

@@ -7,7 +7,6 @@ already see that connection's own login in the file.
 
 from __future__ import annotations
 
-import paramiko
 import pytest
 
 pytestmark = pytest.mark.ssh
@@ -17,17 +16,7 @@ def test_login_counter_is_written_before_the_session_starts(ssh_hosts, ssh_key):
     host = ssh_hosts[0]
     for _ in range(3):
         before = host.logins()
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        client.connect(
-            "127.0.0.1",
-            host.port,
-            "deploy",
-            key_filename=str(ssh_key),
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=30,
-        )
+        client = host.login(ssh_key)
         try:
             _, out, _ = client.exec_command(
                 "cat /var/log/sshd.log.1 /var/log/sshd.log | grep -c 'Accepted publickey'"

@@ -86,6 +86,19 @@ class SshHost:
         out = self.sh("cat /var/log/sshd.log.1 /var/log/sshd.log", user="root")
         return out.count("Accepted publickey")
 
+    def login(self, key: Path):
+        """A plain Paramiko connection as ``deploy``, outside the tool: one login for the
+        tests that check the login counter itself (the host key is this test host's own)."""
+        import paramiko
+
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(
+            "127.0.0.1", self.port, "deploy", key_filename=str(key), look_for_keys=False, allow_agent=False,
+            timeout=30,
+        )  # fmt: skip
+        return client
+
     def stop(self) -> None:
         self.container.stop()
 
