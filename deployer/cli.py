@@ -22,6 +22,7 @@ from typing import Any
 from invoke import Collection, Exit, Task
 
 from .errors import ConfigError, DeployerError
+from .untrusted import one_line
 
 EXIT_CODES = (
     "Exit codes: 0 ok; 1 failed (nothing switched, or switched back); 2 config, usage or "
@@ -323,9 +324,11 @@ def _run(root: Path, opts: Options, action: Callable):
     reporter = Reporter(quiet=opts.quiet, verbose=opts.verbose, json_mode=opts.json)
     try:
         config = select_hosts(cfg.load(root, _stage(root, opts.stage), opts.instance), opts.hosts, opts.roles)
+        for hook in config.notify:
+            reporter.secrets.add_url(hook.url, whole=True)
         return action(config, reporter)
     except DeployerError as exc:
-        message = reporter.secrets.mask(exc.message)
+        message = one_line(reporter.secrets.mask(exc.message))
         if opts.json:
             print(jsonlib.dumps({"ok": False, "error": message, "exit_code": exc.exit_code}), flush=True)
         raise Exit(f"error: {message}", exc.exit_code) from None

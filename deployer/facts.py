@@ -7,10 +7,9 @@ log) in a single round trip per host.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-from . import releaselog
+from . import releaselog, untrusted
 from .layout import parse_current_target
 
 COMPLETE, PARTIAL = "complete", "partial"
@@ -46,7 +45,7 @@ def parse_probe(output: str) -> HostFacts:
         if tag == "exists":
             facts.exists = rest == "yes"
         elif tag == "current":
-            facts.current_raw = rest
+            facts.current_raw = untrusted.decode_name(rest)
             facts.current = parse_current_target(rest) if rest else None
         elif tag == "current_ok":
             facts.current_ok = True
@@ -55,19 +54,25 @@ def parse_probe(output: str) -> HostFacts:
             if name.isdigit() and str(int(name)) == name:
                 facts.releases[int(name)] = state
             else:
-                facts.foreign.append(name)
-        elif tag == "tmplink":
-            facts.tmp_links.append(rest)
+                facts.foreign.append(untrusted.decode_name(name))
+        elif tag == "tmplink" and not rest.startswith(untrusted.HEX_PREFIX):
+            facts.tmp_links.append(rest)  # an odd name is not one of ours: never removed
         elif tag == "lock":
             facts.lock = parse_lock_info(rest)
     facts.log = releaselog.parse(log_text)
     return facts
 
 
-def parse_lock_info(text: str) -> dict:
-    """The lock's holder record; a lock whose info is unreadable still counts as held."""
-    try:
-        info = json.loads(text)
-    except ValueError:
+def parse_lock_info(raw: str) -> dict:
+    """The lock's holder record, with only the fields that have their documented type
+    (``holder``, ``command``, ``token``: strings; ``pid``: integer; ``since``: a finite
+    number). A lock whose info is unreadable still counts as held."""
+    info = untrusted.json_object(raw)
+    if info is None:
         return {"holder": "unknown (unreadable lock info)"}
-    return info if isinstance(info, dict) else {"holder": "unknown"}
+    kept: dict = {k: untrusted.text(info.get(k), 200) for k in ("holder", "command", "token")}
+    kept["pid"] = untrusted.integer(info.get("pid"))
+    kept["since"] = untrusted.number(info.get("since"))
+    kept = {k: v for k, v in kept.items() if v is not None}
+    kept.setdefault("holder", "unknown")
+    return kept

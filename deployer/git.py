@@ -41,10 +41,15 @@ def is_repository(root: Path) -> bool:
 
 
 def resolve(root: Path, ref: str) -> str:
-    """The full commit sha of ``ref``; a clear error for an unknown one."""
+    """The full commit sha of ``ref``; a clear error for an unknown one. A ref that starts
+    with ``-`` would be read by git as an option (``--output=FILE``): it is refused."""
     if not is_repository(root):
         raise ArtifactError(f"--ref: {root} is not a git repository")
-    proc = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    if ref.startswith("-") or not ref.strip():
+        raise ArtifactError(f"--ref: {ref!r} is not a revision (a branch, tag or commit of this repository)")
+    proc = _git(
+        root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False
+    )
     if proc.returncode != 0:
         raise ArtifactError(f"--ref: unknown revision {ref!r} (a branch, tag or commit of this repository)")
     return proc.stdout.strip()
@@ -55,7 +60,7 @@ def describe(root: Path, ref: str | None = None) -> Revision | None:
     if not is_repository(root):
         return None
     target = ref or "HEAD"
-    proc = _git(root, "log", "-1", "--format=%H%n%an%n%s", target, check=False)
+    proc = _git(root, "log", "-1", "--format=%H%n%an%n%s", "--end-of-options", target, check=False)
     if proc.returncode != 0:
         return None
     sha, author, subject = [*proc.stdout.split("\n"), "", ""][:3]
@@ -79,7 +84,10 @@ def export(root: Path, sha: str) -> Path:
 
 
 def commits_between(root: Path, old: str, new: str) -> list[Revision]:
-    """Commits reachable from ``new`` but not from ``old`` (newest first)."""
-    proc = _git(root, "log", "--format=%H%x1f%an%x1f%s", f"{old}..{new}")
+    """Commits reachable from ``new`` but not from ``old`` (newest first). Both may come
+    from a host's log, so they never reach git as options."""
+    if old.startswith("-") or new.startswith("-"):
+        raise ArtifactError(f"git log: {old}..{new} is not a range of commits")
+    proc = _git(root, "log", "--format=%H%x1f%an%x1f%s", "--end-of-options", f"{old}..{new}")
     rows = [line.split("\x1f") for line in proc.stdout.splitlines() if line]
     return [Revision(sha, author, subject) for sha, author, subject in rows]

@@ -25,6 +25,8 @@ MODELINE = "# yaml-language-server: $schema=deployer.schema.json"
 def _shape(node: Node) -> dict[str, Any]:
     """The JSON Schema keywords for one node's own shape."""
     if isinstance(node, Str):
+        if node.pattern:
+            return {"type": "string", "pattern": f"^(?:{node.pattern})$"}
         return {"type": "string", **({"pattern": r"\S"} if node.non_empty else {})}
     if isinstance(node, Bool):
         return {"type": "boolean"}

@@ -64,7 +64,6 @@ class Notifier:
         return {"text": text}
 
     def _post(self, url: str, payload: dict) -> None:
-        import urllib.error
         import urllib.request
         from urllib.parse import urlsplit
 
@@ -75,7 +74,7 @@ class Notifier:
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 response.read()
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except Exception as exc:
             where = urlsplit(url)
             reason = getattr(exc, "reason", None) or exc
             self.reporter.line(

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from .untrusted import one_line, printable
+
 
 class Secrets:
     """Values that must never be printed or logged."""
@@ -27,6 +29,33 @@ class Secrets:
             if value:
                 text = text.replace(value, "******")
         return text
+
+    def add_url(self, url: str, whole: bool = False) -> None:
+        """The secret parts of a URL: its password, query and fragment (a signed download
+        link), and with ``whole`` everything past the host (a webhook's path is its key)."""
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url)
+            password = parts.password
+        except ValueError:
+            self.values.add(url)
+            return
+        secret = [password, parts.query, parts.fragment]
+        if whole:
+            secret += [url, parts.path if len(parts.path) > 1 else None]
+        self.values.update(v for v in secret if v)
+
+    def mask_data(self, data: Any) -> Any:
+        """``data`` with every string masked, before it is encoded: once in JSON, a secret
+        holding a quote, a backslash or a newline no longer looks like itself."""
+        if isinstance(data, str):
+            return self.mask(data)
+        if isinstance(data, dict):
+            return {self.mask_data(k): self.mask_data(v) for k, v in data.items()}
+        if isinstance(data, (list, tuple)):
+            return [self.mask_data(v) for v in data]
+        return data
 
 
 def human_bytes(count: float) -> str:
@@ -71,8 +100,10 @@ class Reporter:
             self._print(text)
 
     def _print(self, text: str) -> None:
+        """Masked, and without control characters: text from hosts and git reaches this
+        line, and an escape sequence in it must not drive the user's terminal."""
         with self._lock:
-            print(self.secrets.mask(text), file=self.stream, flush=True)
+            print(printable(self.secrets.mask(text)), file=self.stream, flush=True)
 
     def step(self, host: str, step: str, result: str, seconds: float | None = None) -> None:
         took = f"  {seconds:.2f}s" if seconds is not None else ""
@@ -84,7 +115,7 @@ class Reporter:
             self._print(f"  {host:<22} $ " + script.replace("\n", "\n" + " " * 27))
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]], final: bool = False) -> None:
-        cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+        cells = [[str(c) for c in headers]] + [[one_line(str(c)) for c in row] for row in rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
         emit = self.final if final else self.line
         for index, row in enumerate(cells):
@@ -95,7 +126,7 @@ class Reporter:
     def document(self, data: Any) -> None:
         """The one JSON document of ``--json`` mode (secrets masked)."""
         if self.json_mode:
-            text = json.dumps(data, indent=2, sort_keys=True, default=str)
+            text = json.dumps(self.secrets.mask_data(data), indent=2, sort_keys=True, default=str)
             print(self.secrets.mask(text), file=self.stream, flush=True)
 
     def upload_progress(self, host: str, total: int) -> Callable[[int], None]:

@@ -8,10 +8,14 @@ log never stops ``releases`` or ``rollback`` from working.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import untrusted
+
+REVISION = re.compile(r"[0-9a-f]{4,64}(-dirty)?")
 STAGED, ACTIVE, FAILED, ROLLED_BACK = "staged", "active", "failed", "rolled-back"
 BAD_STATUSES = frozenset({FAILED, ROLLED_BACK})
 
@@ -33,44 +37,44 @@ class Event:
     detail: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def note(self, key: str) -> str:
+        """A free-form string field beyond the known ones (``author``, ``subject``), or ''
+        when it is missing or not a string."""
+        return untrusted.text(self.extra.get(key)) or ""
+
     def to_json(self) -> str:
         data = {k: v for k, v in self.__dict__.items() if k != "extra" and v is not None}
         data.update(self.extra)
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-_FIELDS = {
-    "id",
-    "event",
-    "at",
-    "by",
-    "stage",
-    "release",
-    "status",
-    "previous",
-    "sha256",
-    "revision",
-    "detail",
-}
+# The type each known field must have; a line where one has another type is not an event
+# (a hand-edited or hostile log must not reach arithmetic, sorting or a shell).
+_STRINGS = ("id", "event", "at", "by", "stage", "status", "revision", "detail")
+_INTEGERS = ("release", "previous")
+_FIELDS = (*_STRINGS, *_INTEGERS, "sha256")
 
 
 def parse_line(line: str) -> Event | None:
-    """One event, or None for a line that is not a well-formed event."""
-    try:
-        data = json.loads(line)
-    except ValueError:
+    """One event, or None for a line that is not a well-formed event: not a JSON object,
+    a known field of the wrong type, or a digest that is not a full hex sha256."""
+    data = untrusted.json_object(line)
+    if data is None or not isinstance(data.get("event"), str):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+    if any(data.get(k) is not None and untrusted.text(data[k]) is None for k in _STRINGS):
         return None
-    release = data.get("release")
-    if release is not None and not (isinstance(release, int) and not isinstance(release, bool)):
+    if any(data.get(k) is not None and untrusted.integer(data[k]) is None for k in _INTEGERS):
         return None
+    if any((data.get(k) or 1) < 1 for k in _INTEGERS):
+        return None  # release numbers start at 1
+    if data.get("sha256") is not None and not untrusted.is_sha256(data["sha256"]):
+        return None
+    if data.get("revision") is not None and not REVISION.fullmatch(data["revision"]):
+        return None  # it reaches git (pending, promote): only what we write, a commit sha
     known = {k: data.get(k) for k in _FIELDS}
     extra = {k: v for k, v in data.items() if k not in _FIELDS}
-    known["id"] = str(known["id"] or "")
-    known["at"] = str(known["at"] or "")
-    known["by"] = str(known["by"] or "")
-    known["stage"] = str(known["stage"] or "")
+    for k in ("id", "at", "by", "stage"):
+        known[k] = known[k] or ""
     return Event(**known, extra=extra)
 
 

@@ -28,7 +28,9 @@ HOOK = Map(
     doc="A command run at one point of a deploy, rollback or promote.",
     fields={
         "command": Str(
-            doc="Shell command, run by /bin/sh (in the release directory on hosts, the project root locally)."
+            doc="Shell command, run by /bin/sh "
+            "(in the release directory on hosts, the project root locally).",
+            multiline=True,
         ),
         "once": Bool(
             doc="Run on one host only: the first with role `db` (among `roles`, if set), "
@@ -80,7 +82,9 @@ SCHEMA = Map(
         "artifact": Map(
             doc="What is deployed.",
             fields={
-                "build": Str(doc="Run locally, from the project root, before any host is touched."),
+                "build": Str(
+                    doc="Run locally, from the project root, before any host is touched.", multiline=True
+                ),
                 "path": Str(doc="A directory, or a .tar / .tar.gz / .tgz file, relative to the project."),
                 "max_unpacked_size": Int(
                     minimum=1, doc="Refuse archives that expand past this many bytes.", default=4 * 1024**3
@@ -157,7 +161,9 @@ SCHEMA = Map(
             doc="Checked on each host after its switch (and after_switch hooks); "
             "a failure rolls every switched host back.",
             fields={
-                "command": Str(doc="A command run on the host, in the new release; exit 0 means healthy."),
+                "command": Str(
+                    doc="A command run on the host, in the new release; exit 0 means healthy.", multiline=True
+                ),
                 "url": Str(
                     doc="An HTTP URL fetched from the host itself with curl (e.g. http://127.0.0.1:8000/up)."
                 ),
@@ -184,8 +190,19 @@ SCHEMA = Map(
                     doc="auto: a systemd user timer where systemd runs, else cron.",
                     default="auto",
                 ),
-                "calendar": Str(doc="systemd OnCalendar expression.", default="daily"),
-                "cron": Str(doc="cron schedule (five fields).", default="17 3 * * *"),
+                "calendar": Str(
+                    doc="systemd OnCalendar expression.",
+                    default="daily",
+                    pattern=r"[A-Za-z0-9*:/,.~ +-]+",
+                    pattern_doc="an OnCalendar expression (letters, digits, spaces and * : / , . ~ + -)",
+                ),
+                "cron": Str(
+                    doc="cron schedule (five fields).",
+                    default="17 3 * * *",
+                    pattern=r"@(hourly|daily|weekly|monthly|yearly|annually)"
+                    r"|[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}",
+                    pattern_doc="five cron fields (e.g. '17 3 * * *') or @daily, @weekly...",
+                ),
             },
         ),
         "notify": List(

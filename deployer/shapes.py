@@ -50,7 +50,14 @@ class Node:
 
 @dataclass(frozen=True)
 class Str(Node):
+    """A string: one line unless ``multiline`` (a value that ends up in a unit file, a
+    crontab or a log line must not be able to start a new line there), optionally matching
+    ``pattern`` (described to the user as ``pattern_doc``)."""
+
     non_empty: bool = True
+    multiline: bool = False
+    pattern: str | None = None
+    pattern_doc: str = ""
 
     def check(self, value: Any, path: str) -> None:
         if not isinstance(value, str):
@@ -59,6 +66,12 @@ class Str(Node):
             raise ShapeError(path, "must not be empty")
         if "\0" in value:
             raise ShapeError(path, "must not contain a NUL byte")
+        allowed = "\t\n" if self.multiline else ""
+        if any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value):
+            what = "control characters" if self.multiline else "newlines or other control characters"
+            raise ShapeError(path, f"must not contain {what}")
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            raise self.refuse(path, value, self.pattern_doc or f"a string matching {self.pattern}")
 
     def type_name(self) -> str:
         return "string"

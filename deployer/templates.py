@@ -89,6 +89,13 @@ def render_host(
             raise ConfigError(f"{where}:{_line_of(exc, template.src)}: syntax error: {exc.message}") from None
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc.message.removeprefix('templates: ')}") from None
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(f"{where}: not found (templates[].src; missing: {exc.name})") from None
+        except Exception as exc:  # a filter or expression failing at render time
+            problem = f"{type(exc).__name__}: {exc}"
+            raise ConfigError(
+                f"{where}:{_line_of(exc, template.src)}: {problem} (host {host.name})"
+            ) from None
         rendered[template.dest] = (text.encode("utf-8"), template.mode)
     return rendered
 

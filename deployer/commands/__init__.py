@@ -18,7 +18,7 @@ from .codes import (
     EXIT_NOT_A_RELEASE,
     EXIT_RELEASE_EXISTS,
 )
-from .current import point_current, remove_tmp_links, switch, unswitch
+from .current import cancel_pending_switches, point_current, remove_tmp_links, switch, unswitch
 from .release import (
     cleanup,
     clone_release,
@@ -47,6 +47,7 @@ __all__ = [
     "acquire_lock",
     "append_log",
     "break_lock",
+    "cancel_pending_switches",
     "check",
     "cleanup",
     "clone_release",

@@ -16,6 +16,13 @@ def remove_tmp_links(layout: Layout, names: Iterable[str]) -> str:
     return argv("rm", "-f", "--", *paths) if paths else "true"
 
 
+def cancel_pending_switches(layout: Layout) -> str:
+    """Remove every temporary ``current`` link, so that a switch still in flight on this
+    host (its run was interrupted while ``mv`` was renaming) finds its link gone and fails,
+    instead of landing after ``current`` was put back. Run before putting ``current`` back."""
+    return f"rm -f -- {quote(layout.tmp_link(''))}*"
+
+
 def switch(layout: Layout, number: int, token: str) -> str:
     """Point ``current`` at ``releases/N`` atomically.
 

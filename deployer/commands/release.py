@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from ..layout import EXCLUDE_LIST, MANIFEST_NAME, Layout, shared_link_target
 from ..shell import argv, or_fail, quote, script
+from ..untrusted import is_sha256
 from .codes import EXIT_MISSING_SHARED, EXIT_NO_MANIFEST, EXIT_RELEASE_EXISTS
 from .current import remove_tmp_links
 
@@ -106,15 +107,18 @@ def download_release(layout: Layout, number: int, url: str, sha256: str, gzip: b
 
     The download is verified against the sha256 computed on the deploying machine before
     anything is unpacked; any failure removes the release."""
+    if not is_sha256(sha256):  # every digest is checked where it is read; this is the last line
+        raise ValueError(f"not a sha256: {sha256!r}")
     release = layout.release(number)
     target = quote(str(PurePosixPath(release, ".deployer-download")))
     fetch = (
         f"if command -v curl >/dev/null 2>&1; then curl -fsS --retry 2 -o {target} {quote(url)}; "
         f"else wget -q -O {target} {quote(url)}; fi"
     )
+    mismatch = f"downloaded artifact does not match sha256 {sha256[:12]}..."
     verify = (
         f"{{ printf '%s  %s\\n' {quote(sha256)} {target} | sha256sum -c --status "
-        f"|| {{ echo 'downloaded artifact does not match sha256 {sha256[:12]}...' >&2; false; }}; }}"
+        f"|| {{ echo {quote(mismatch)} >&2; false; }}; }}"
     )
     flags = "-xzf" if gzip else "-xf"
     return script(

@@ -15,8 +15,15 @@ NO_CRONTAB = "echo 'no crontab on this host (install cron, or use systemd)' >&2;
 
 
 def _without_marker(marker: str) -> str:
-    """Our crontab without our line (every other line kept)."""
-    return f"crontab -l 2>/dev/null | grep -vF {quote(marker)} || true"
+    """Our crontab without our line (every other line kept). Our line is the one that ENDS
+    with `` <marker>``: a substring match would also take /srv/review/pr-10's line for
+    /srv/review/pr-1's. The marker reaches awk through the environment (``-v`` would
+    interpret backslashes in it)."""
+    keep = (
+        'n = length(ENVIRON["M"]); '
+        'if (length($0) < n || substr($0, length($0) - n + 1) != ENVIRON["M"]) print'
+    )
+    return f"crontab -l 2>/dev/null | M={quote(' ' + marker)} awk {quote('{ ' + keep + ' }')} || true"
 
 
 def install_schedule(layout: Layout, unit: str, marker: str, via: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .. import untrusted
 from ..facts import CHECK_MARKER, COMPLETE, LOG_MARKER, PARTIAL
 from ..layout import RELEASE_METADATA, Layout
 from ..shell import argv, quote, script
@@ -67,16 +68,17 @@ def probe(layout: Layout) -> str:
     complete_if = f'[ -d "$r" ] && [ ! -L "$r" ] && [ -f "$r/"{quote(RELEASE_METADATA)} ]'
     return "\n".join(
         [
+            untrusted.SHELL_SAFE_NAME,
             f'if [ -d {quote(layout.deploy_to)} ]; then echo "exists yes"; else echo "exists no"; fi',
-            f'printf "current %s\\n" "$(readlink {current} 2>/dev/null)"',
+            f'printf "current %s\\n" "$(safe_name "$(readlink {current} 2>/dev/null)")"',
             f'if [ -e {current} ]; then echo "current_ok yes"; fi',
             f"for r in {releases}/* {releases}/.[!.]*; do",
             '  [ -e "$r" ] || [ -L "$r" ] || continue',
             f"  if {complete_if}; then s={COMPLETE}; else s={PARTIAL}; fi",
-            '  printf "release %s %s\\n" "$s" "${r##*/}"',
+            '  printf "release %s %s\\n" "$s" "$(safe_name "${r##*/}")"',
             "done",
             f"for t in {quote(layout.tmp_link(''))}*; do",
-            '  [ -L "$t" ] && printf "tmplink %s\\n" "${t##*/}"',
+            '  [ -L "$t" ] && printf "tmplink %s\\n" "$(safe_name "${t##*/}")"',
             "done",
             f'if [ -d {quote(layout.lock)} ]; then printf "lock %s\\n" '
             f'"$(head -c 4000 {quote(layout.lock_info)} 2>/dev/null | tr "\\n" " ")"; fi',

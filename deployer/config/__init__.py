@@ -91,7 +91,7 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         rollout=_rollout(raw.get("rollout")),
         instance=instance,
         schedule=Schedule(**values_of("schedule", raw.get("schedule"))),
-        notify=tuple(Webhook(**values_of("notify[]", n)) for n in raw.get("notify") or []),
+        notify=_notify(layers, raw.get("notify") or []),
     )
 
 
@@ -145,13 +145,30 @@ def _templates(layers: Layers, items: list[dict], templates_dir: Path) -> tuple[
 def _artifact_url(layers: Layers, url: str | None) -> str | None:
     if url is None:
         return None
-    if not re.match(r"^https?://[^\s]+$", url):
-        raise layers.error("artifact.url", f"must be an http:// or https:// URL, got {url!r}")
+    if not WEB_URL.match(url):  # the URL itself is not shown: a signed link is a secret
+        raise layers.error("artifact.url", "must be an http:// or https:// URL with a host and no spaces")
     unknown = set(re.findall(r"{([^}]*)}", url)) - set(URL_PLACEHOLDERS)
     if unknown:
         known = ", ".join("{" + p + "}" for p in URL_PLACEHOLDERS)
         raise layers.error("artifact.url", f"unknown placeholder {{{sorted(unknown)[0]}}} (known: {known})")
     return url
+
+
+WEB_URL = re.compile(r"^https?://[^\s/?#@]*@?[A-Za-z0-9.\-\[\]:]+(?:[/?#][^\s\x00-\x1f\x7f]*)?$")
+
+
+def _notify(layers: Layers, items: list[dict]) -> tuple[Webhook, ...]:
+    """Webhooks, each URL checked now: a bad one must fail here, not in the middle of a
+    deploy (and the message never shows the URL, whose path is usually the secret)."""
+    hooks = []
+    for index, item in enumerate(items):
+        hook = Webhook(**values_of("notify[]", item))
+        if not WEB_URL.match(hook.url):
+            raise layers.error(
+                f"notify[{index}].url", "must be an http:// or https:// URL with a host and no spaces"
+            )
+        hooks.append(hook)
+    return tuple(hooks)
 
 
 def _hosts(layers: Layers, items: list[dict], transport: str) -> tuple[Host, ...]:

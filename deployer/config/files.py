@@ -185,6 +185,12 @@ def with_instance(layers: Layers, instance: str | None) -> dict:
                 f"--instance: stage {stage} is not a template stage (no {{instance}} in config/{stage}.yml)"
             )
         return layers.raw
+    deploy_to = layers.raw.get("deploy_to")
+    if not (isinstance(deploy_to, str) and "{instance}" in deploy_to):
+        # Else every instance would share one deploy_to, and destroying one removes all.
+        raise layers.error(
+            "deploy_to", "a template stage (one using {instance}) needs {instance} inside deploy_to"
+        )
     if not instance:
         raise ConfigError(
             f"--instance: stage {stage} is a template (it uses {{instance}}); give --instance=NAME"

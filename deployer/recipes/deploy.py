@@ -130,7 +130,7 @@ class DeployRun:
             self._hooks("after_upload", self.number)
             self._hooks("before_switch", self.number)
             self.roll_out()
-        except (DeployerError, KeyboardInterrupt, SwitchFailed) as exc:
+        except BaseException as exc:  # every failure, expected or not, is undone first
             self.fleet.cancel.clear()
             error = self.undo(exc)
             self.on_failure()
@@ -223,6 +223,7 @@ class DeployRun:
         }
         for key, value in values.items():
             url = url.replace("{" + key + "}", value)
+        self.secrets.add_url(url)  # a signed link must not show in -v or --dry-run
         return url
 
     def roll_out(self) -> None:
@@ -289,8 +290,10 @@ class DeployRun:
             error: DeployerError = DeployFailed(exc.failed[0].reason())  # names host and step
         elif isinstance(exc, KeyboardInterrupt):
             error = Interrupted("interrupted")
-        else:
-            error = exc  # type: ignore[assignment]
+        elif isinstance(exc, DeployerError):
+            error = exc
+        else:  # a bug or an unforeseen failure: still undone, still one line
+            error = DeployFailed(f"unexpected {type(exc).__name__}: {exc}")
         notes = []
         if self.switched:
             notes.append(self._switch_back())

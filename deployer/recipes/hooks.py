@@ -7,7 +7,9 @@ Every hook sees ``DEPLOYER_*`` variables so one script can serve several command
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Sequence
 
@@ -37,19 +39,38 @@ def hook_env(config: Config, command: str, release: int | None, previous: int | 
 
 
 def run_local(config: Config, phase: str, hook: Hook, env: dict[str, str], reporter) -> None:
-    """Run a ``local: true`` hook on this machine; a failure raises HookFailed with its output."""
-    proc = subprocess.run(
+    """Run a ``local: true`` hook on this machine; a failure, or running past
+    ``ssh.command_timeout``, raises HookFailed with its output. The hook runs in a process
+    group of its own, so a timeout or Ctrl-C stops whatever it started too."""
+    proc = subprocess.Popen(
         ["/bin/sh", "-c", hook.command],
         cwd=config.root,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **env},
-        timeout=config.ssh.command_timeout,
+        start_new_session=True,
     )
+    try:
+        out, err = proc.communicate(timeout=config.ssh.command_timeout)
+    except BaseException as exc:
+        _stop_group(proc)
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise HookFailed(
+                f"local {phase} hook `{hook.command}` still running after "
+                f"{config.ssh.command_timeout:g}s (ssh.command_timeout): stopped"
+            ) from None
+        raise
     if proc.returncode != 0:
-        tail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-5:]) or "no output"
+        tail = " | ".join((err.strip() or out.strip()).splitlines()[-5:]) or "no output"
         raise HookFailed(f"local {phase} hook `{hook.command}` exited {proc.returncode}: {tail}")
     reporter.step("(local)", phase, f"ok: {hook.command}")
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
 
 
 def run_hooks(

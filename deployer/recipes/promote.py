@@ -118,8 +118,8 @@ def _revision(event: releaselog.Event) -> git.Revision | None:
         return None
     return git.Revision(
         event.revision.removesuffix("-dirty"),
-        str(event.extra.get("author") or ""),
-        str(event.extra.get("subject") or ""),
+        event.note("author"),
+        event.note("subject"),
         event.revision.endswith("-dirty"),
     )
 

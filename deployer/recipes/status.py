@@ -42,7 +42,7 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
                     "deployed_by": event.by if event else None,
                     "sha256": event.sha256 if event else None,
                     "revision": event.revision if event else None,
-                    "subject": event.extra.get("subject") if event else None,
+                    "subject": (event.note("subject") or None) if event else None,
                 }
             )
         hosts[name] = {

@@ -55,9 +55,10 @@ def restore(fleet: Fleet, previous: dict[str, str], names: Sequence[str], from_r
     def step(session: Session):
         before = previous.get(session.host.name) or ""
         if not before:
-            return checked(session, commands.unswitch(fleet.layout, from_release), "switch back")
-        script = commands.point_current(fleet.layout, before, token_source.token_hex(6))
-        return checked(session, script, "switch back")
+            script = commands.unswitch(fleet.layout, from_release)
+        else:
+            script = commands.point_current(fleet.layout, before, token_source.token_hex(6))
+        return checked(session, commands.cancel_pending_switches(fleet.layout) + "\n" + script, "switch back")
 
     def done(outcome: Outcome) -> str:
         before = previous.get(outcome.name)

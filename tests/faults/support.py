@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -233,6 +234,10 @@ def world_writable(host, path: str) -> list[str]:
 # -- the real CLI, as a process a test can interrupt ---------------------------------------
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class CliRun:
     """``python -m invoke <args>`` in the project, output to files (no pipe can fill up)."""
 
@@ -252,6 +257,10 @@ class CliRun:
                 stderr=err,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
+                # A test run started in the background by a non-interactive shell inherits
+                # SIGINT ignored, and Python then never raises KeyboardInterrupt: give the
+                # CLI the disposition a user's terminal gives it.
+                preexec_fn=_default_sigint,
             )
 
     @property

@@ -8,8 +8,11 @@ deploy is in that phase:
 - before_switch: a hook ``touch in-hook; sleep 30``; signalled once every host runs it;
 - switch: there is no hook inside the switch, so host 3 gets a ``mv`` wrapper in
   /usr/local/bin (first on the SSH PATH) that, only for this test's deploy_to, records
-  "start", sleeps 5 s, runs the real ``mv -T`` and records "end". The signal is sent while
-  host 3's rename is in flight (hosts 1 and 2 have normally switched already);
+  "start" and holds the first such rename at a barrier (``.mv-go``) until the test has
+  sent the signal and the CLI has ended, then runs the real ``mv -T`` and records "end".
+  So the signal certainly lands while host 3's rename is in flight (hosts 1 and 2 have
+  normally switched already), and the CLI must not wait for that rename to come back.
+  Later renames (the undo's) pass straight through;
 - after_switch: a hook ``touch in-after; sleep 30``; signalled once every host runs it.
 
 After SIGINT: exit 130, ``current`` on every host is as before (or consistently the new
@@ -33,11 +36,14 @@ SLOW_MV = """#!/bin/sh
 # Installed by tests/faults/test_interrupts.py: slows down renames under one deploy_to only.
 case "$*" in
   *"{d}/"*)
-    echo start >> "{d}/.mv-trace"
-    sleep 5
-    /usr/bin/mv "$@"; rc=$?
-    echo end >> "{d}/.mv-trace"
-    exit $rc;;
+    if mkdir "{d}/.mv-held" 2>/dev/null; then
+      echo start >> "{d}/.mv-trace"
+      i=0
+      while [ ! -e "{d}/.mv-go" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+      /usr/bin/mv "$@"; rc=$?
+      echo end >> "{d}/.mv-trace"
+      exit $rc
+    fi;;
 esac
 exec /usr/bin/mv "$@"
 """
@@ -83,6 +89,7 @@ def settle(project, phase: str) -> None:
 
         wait_for(quiet, timeout=60, interval=0.2, what="tar to end on every host")
     if phase == "switch":
+        project.sh(2, f"touch {project.deploy_to}/.mv-go")
 
         def done() -> bool:
             lines = project.sh(2, f"cat {project.deploy_to}/.mv-trace 2>/dev/null || true").split()
