@@ -119,7 +119,15 @@ def _promote(call: Call, target, reporter) -> None:
     from .recipes.promote import promote
 
     source = cfg.load(call.root, call["from_"])
-    _summary(reporter, promote(source, target, reporter, call.number("release"), dry_run=call["dry_run"]))
+    summary = promote(
+        source,
+        target,
+        reporter,
+        call.number("release"),
+        dry_run=call["dry_run"],
+        unverified=call["unverified"],
+    )
+    _summary(reporter, summary)
 
 
 def _releases(call: Call, config, reporter) -> None:
@@ -200,6 +208,11 @@ OWN = {  # flags only some tasks take
     "from_": Flag(None, "The stage whose current release is promoted."),
     "to_stage": Flag(None, "The stage it is deployed to."),
     "release": Flag(None, "Promote this release of the source stage instead of its current one."),
+    "unverified": Flag(
+        False,
+        "Promote a release nothing vouches for (not deployed from this machine, no seal): shipped "
+        "as the source host holds it, under its own sha256.",
+    ),
     "limit": Flag(None, "Show the last N events (default 50, 0 for all)."),
     "compare": Flag("HEAD", "Compare with this ref (default HEAD)."),
     "schedule": Flag(False, "Install on each host a systemd timer (or cron entry) that cleans up regularly."),
@@ -227,7 +240,8 @@ TASKS = (
     ),
     TaskSpec(
         "promote", "Deploy to --to exactly the artifact live on --from (same sha256), no rebuild.",
-        ("from_", "to", "release", "dry_run", *OUTPUT), _promote, own=_own("from_", "to_stage", "release"),
+        ("from_", "to", "release", "unverified", "dry_run", *OUTPUT), _promote,
+        own=_own("from_", "to_stage", "release", "unverified"),
         check=_check_promote, numbers=("release",), stage_flag="to",
     ),
     TaskSpec(

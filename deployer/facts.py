@@ -51,7 +51,7 @@ def parse_probe(output: str) -> HostFacts:
             facts.current_ok = True
         elif tag == "release":
             state, _, name = rest.partition(" ")
-            if name.isdigit() and str(int(name)) == name:
+            if name.isdigit() and str(int(name)) == name and untrusted.release_number(int(name)):
                 facts.releases[int(name)] = state
             else:
                 facts.foreign.append(untrusted.decode_name(name))

@@ -63,10 +63,8 @@ def parse_line(line: str) -> Event | None:
         return None
     if any(data.get(k) is not None and untrusted.text(data[k]) is None for k in _STRINGS):
         return None
-    if any(data.get(k) is not None and untrusted.integer(data[k]) is None for k in _INTEGERS):
+    if any(data.get(k) is not None and untrusted.release_number(data[k]) is None for k in _INTEGERS):
         return None
-    if any((data.get(k) or 1) < 1 for k in _INTEGERS):
-        return None  # release numbers start at 1
     if data.get("sha256") is not None and not untrusted.is_sha256(data["sha256"]):
         return None
     if data.get("revision") is not None and not REVISION.fullmatch(data["revision"]):

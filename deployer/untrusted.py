@@ -30,6 +30,15 @@ def integer(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+MAX_RELEASE = 10**9  # far past any real count; a bigger "release" in a log is not ours
+
+
+def release_number(value: object) -> int | None:
+    """A release number: an integer from 1 to :data:`MAX_RELEASE`, else None."""
+    found = integer(value)
+    return found if found is not None and 1 <= found <= MAX_RELEASE else None
+
+
 def number(value: object) -> float | None:
     """A finite number (NaN and infinities never get this far: see :func:`json_object`)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -15,7 +15,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from .. import commands, git, plan, releaselog, templates
+from .. import commands, git, ledger, plan, releaselog, templates
 from ..config import Config
 from ..errors import DeployerError, DeployFailed, Interrupted
 from ..facts import HostFacts
@@ -57,6 +57,7 @@ def deploy(
         nonlocal revision
         revision = git.describe(config.root, ref)
         art = artifacts.prepare(config, ref)
+        ledger.remember(art.sha256, ledger.content_digest(art.manifest))  # promote checks against it
         try:
             for host in config.hosts:
                 templates.render_host(config, host, 0, reporter.secrets)
@@ -115,6 +116,10 @@ class DeployRun:
         )
         if self.config.subset:
             extra["hosts"] = self.fleet.names  # a deploy to a subset says so in the log
+        content = ledger.content_digest(self.art.manifest)
+        sealed = ledger.seal(self.art.sha256, content)
+        if sealed:  # lets a promote from any machine holding the key trust this release
+            extra.update(content=content, seal=sealed)
         return extra
 
     def execute(self) -> Summary:

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .. import artifact as artifacts
-from .. import commands, git, plan, releaselog, templates
+from .. import commands, git, ledger, plan, releaselog, templates
 from ..artifact import parse_manifest
 from ..config import Config
 from ..errors import DeployFailed
@@ -60,10 +60,13 @@ def same_content(found: dict[str, artifacts.Entry], recorded: dict[str, artifact
 
 
 def fetch_release(
-    source: Config, reporter: Reporter, release: int | None, opener: SessionOpener
+    source: Config, reporter: Reporter, release: int | None, opener: SessionOpener, unverified: bool = False
 ) -> tuple[artifacts.Artifact, int, git.Revision | None]:
     """Read the release back from a source host; returns (artifact, release number, the
-    revision it was deployed from)."""
+    revision it was deployed from). The tree must be vouched for (:mod:`deployer.ledger`)
+    as the artifact the source's log names; with ``unverified`` an unvouched tree goes
+    under the sha256 computed here of what was read, so it is never taken for that
+    artifact (not by this promote, not by a later deploy of the real one)."""
     with Fleet.connect(source, reporter, opener=opener) as fleet:
         facts = fleet.probe()
         number, holder = choose_source_release(source.stage, facts, release)
@@ -74,10 +77,39 @@ def fetch_release(
                 f"promote: the release log of {source.stage} has no artifact sha256 for release {number}"
             )
         art = _read_verified(fleet, holder, number, f"release {number} of {source.stage}")
+    claimed = shas[number]
+    try:
+        sha256, why = _vouch(source.stage, number, claimed, art, info[number], unverified)
+    except BaseException:
+        art.discard()
+        raise
     reporter.line(
-        f"promote: release {number} of {source.stage} (sha256 {shas[number][:12]}), read from {holder}"
+        f"promote: release {number} of {source.stage} (sha256 {sha256[:12]}), read from {holder}: {why}"
     )
-    return dataclasses.replace(art, sha256=shas[number], temporary=True), number, _revision(info[number])
+    return dataclasses.replace(art, sha256=sha256, temporary=True), number, _revision(info[number])
+
+
+def _vouch(
+    stage: str, number: int, claimed: str, art: artifacts.Artifact, event: releaselog.Event, unverified: bool
+) -> tuple[str, str]:
+    """The sha256 to deploy the fetched tree under, and why it may be trusted."""
+    content = ledger.content_digest(art.manifest)
+    why = ledger.vouched(claimed, content, event.extra.get("seal"))
+    if why:
+        return claimed, why
+    known = ledger.recall(claimed)
+    if known is not None:
+        raise DeployFailed(
+            f"promote: release {number} of {stage} differs from the artifact sha256 {claimed[:12]} "
+            "this machine deployed (changed on the host); refusing to promote it"
+        )
+    if unverified:
+        return art.sha256, "UNVERIFIED (--unverified): shipped as the host holds it, under its own sha256"
+    raise DeployFailed(
+        f"promote: nothing vouches for release {number} of {stage} (sha256 {claimed[:12]}): this machine "
+        f"did not deploy it and its log has no valid seal ({ledger.SEAL_KEY_ENV}); deploy the artifact "
+        "instead, or pass --unverified to ship the tree as the host holds it"
+    )
 
 
 def _read_verified(fleet: Fleet, holder: str, number: int, label: str) -> artifacts.Artifact:
@@ -133,11 +165,12 @@ def promote(
     *,
     opener: SessionOpener = open_session,
     dry_run: bool = False,
+    unverified: bool = False,
 ) -> Summary:
     """Deploy to ``target`` the artifact that is current (or ``release``) on ``source``."""
     for host in target.hosts:  # the target's templates must render before anything moves
         templates.render_host(target, host, 0, reporter.secrets)
-    art, number, revision = fetch_release(source, reporter, release, opener)
+    art, number, revision = fetch_release(source, reporter, release, opener, unverified)
     detail = f"from {source.stage} release {number}"
     try:
         with (

@@ -80,5 +80,6 @@ class Stage:
 @pytest.fixture
 def stage(tmp_path, monkeypatch) -> Stage:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("DEPLOYER_USER", "tester@laptop")
     return Stage(tmp_path)
