@@ -25,7 +25,7 @@ FIELDS = ["id", "event", "at", "by", "stage", "release", "status", "previous", "
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(FIELDS + ["subject", "author"]), JSON_VALUE, max_size=8))
+@given(st.dictionaries(st.sampled_from([*FIELDS, "subject", "author"]), JSON_VALUE, max_size=8))
 def test_any_log_line_parses_to_a_typed_event_or_nothing(data):
     event = releaselog.parse_line(json.dumps(data))
     if event is None:
