@@ -126,8 +126,15 @@ def _read_verified(fleet: Fleet, holder: str, number: int, label: str) -> artifa
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
         prefix="deployer-promote-", suffix=".tar", delete=False
     )
-    with handle:
-        result = session.fetch(commands.pack_release(fleet.layout, number), handle)
+    limit = fleet.config.max_unpacked_size + FETCH_SLACK
+    try:
+        with handle:
+            result = session.fetch(
+                commands.pack_release(fleet.layout, number), _Capped(handle, limit, holder)
+            )
+    except BaseException:
+        os.unlink(handle.name)
+        raise
     try:
         if not result.ok:
             raise DeployFailed(f"host {holder}: reading release {number} failed: {result.output_tail()}")
@@ -142,6 +149,26 @@ def _read_verified(fleet: Fleet, holder: str, number: int, label: str) -> artifa
         os.unlink(handle.name)
         raise
     return art
+
+
+FETCH_SLACK = 64 * 1024 * 1024  # tar headers and padding on top of the unpacked size
+
+
+class _Capped:
+    """A file that refuses to grow past ``limit`` bytes: a source host that sends without
+    end fills no disk (``artifact.max_unpacked_size`` bounds what is read back)."""
+
+    def __init__(self, handle, limit: int, holder: str) -> None:
+        self.handle, self.limit, self.holder, self.count = handle, limit, holder, 0
+
+    def write(self, data: bytes) -> None:
+        self.count += len(data)
+        if self.count > self.limit:
+            raise DeployFailed(
+                f"host {self.holder}: the release read back passed {self.limit} bytes "
+                "(artifact.max_unpacked_size); refusing to promote it"
+            )
+        self.handle.write(data)
 
 
 def _revision(event: releaselog.Event) -> git.Revision | None:

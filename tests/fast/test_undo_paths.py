@@ -178,3 +178,52 @@ def test_a_promote_that_fails_at_a_switch_is_switched_back(stage):
     assert error is not None and error.exit_code == 1
     for name in ("web1", "web2", "web3"):
         assert stage.fleet[name].current() == "releases/1", name
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only a zombie waiting for its parent."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+def test_a_local_hook_past_its_timeout_is_stopped_and_the_deploy_undone(stage, tmp_path):
+    """Issue 10: ``TimeoutExpired`` used to escape the undo, leaving ``current`` switched
+    and release 2 logged ``staged``. Now the hook's whole process group is stopped, every
+    host is switched back, and the error is one line naming the hook."""
+    first_release(stage)
+    child = tmp_path / "child.pid"
+    command = f"sleep 60 & echo $! > {child}; wait"
+    stage.set(ssh={"command_timeout": 1}, hooks={"after_switch": [{"command": command, "local": True}]})
+    error = attempt(lambda: deploy(stage.config(), stage.reporter(), opener=stage.fleet.opener))
+    assert error is not None and error.exit_code == 1, error
+    assert "local after_switch hook" in error.message and "ssh.command_timeout" in error.message
+    assert "\n" not in error.message
+    assert _gone(int(child.read_text())), "the hook's background child outlived the timeout"
+    for fake in stage.fleet.hosts.values():
+        assert fake.current() == "releases/1", fake.name
+        assert not fake.locked(), fake.name
+        assert [e.get("status") for e in fake.log() if e.get("release") == 2][-1] == "failed", fake.name
+
+
+def test_an_unexpected_exception_is_still_undone(stage, monkeypatch):
+    """Undo runs on every exception, not only the expected kinds: a bug right after the
+    switch (here the switch itself works, then a plain RuntimeError) still switches every
+    host back, and the error is one line."""
+    from deployer.recipes import deploy as deploy_module
+
+    first_release(stage)
+    real = deploy_module.switch_all
+
+    def then_boom(*args, **kwargs):
+        real(*args, **kwargs)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(deploy_module, "switch_all", then_boom)
+    error = attempt(lambda: deploy(stage.config(), stage.reporter(), opener=stage.fleet.opener))
+    assert error is not None and error.exit_code == 1 and "unexpected RuntimeError: boom" in error.message
+    assert "every host was switched back" in error.message
+    for fake in stage.fleet.hosts.values():
+        assert fake.current() == "releases/1" and not fake.locked(), fake.name

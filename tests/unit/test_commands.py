@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +13,7 @@ from deployer import commands
 from deployer.commands import probe
 from deployer.facts import parse_probe
 from deployer.layout import Layout, parse_current_target, shared_link_target
-from deployer.shell import argv
+from deployer.shell import argv, quote
 
 L = Layout("/srv/my app")
 
@@ -72,3 +74,59 @@ def test_probe_runs_on_a_missing_directory(tmp_path):
     out = subprocess.run(["sh", "-c", probe(Layout(str(tmp_path / "none")))], capture_output=True, text=True)
     facts = parse_probe(out.stdout)
     assert not facts.exists and facts.releases == {} and facts.current is None
+
+
+# -- issue 10: hostile values ---------------------------------------------------------------
+
+
+def test_unscheduling_pr_1_keeps_pr_10s_cron_line(tmp_path):
+    from deployer.commands.schedule import _without_marker
+
+    crontab = tmp_path / "crontab"
+    crontab.write_text(
+        "1 * * * * a # deployer-cleanup:/srv/review/pr-1\n"
+        "2 * * * * b # deployer-cleanup:/srv/review/pr-10\n"
+        "3 * * * * mine, untouched\n"
+    )
+    script = _without_marker("# deployer-cleanup:/srv/review/pr-1").replace(
+        "crontab -l 2>/dev/null", f"cat {crontab}"
+    )
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "2 * * * * b # deployer-cleanup:/srv/review/pr-10",
+        "3 * * * * mine, untouched",
+    ]
+
+
+def test_download_release_refuses_a_digest_that_is_not_hex():
+    from deployer.commands import download_release
+
+    with pytest.raises(ValueError):
+        download_release(Layout("/srv/app"), 2, "http://h/a.tar", "';touch /tmp/x;'a", True)
+    script = download_release(Layout("/srv/app"), 2, "http://h/a.tar", "ab" * 32, True)
+    assert "'downloaded artifact does not match sha256 abababababab...'" in script
+
+
+@pytest.mark.parametrize("ref", ["--output=/tmp/x", "-p", " "])
+def test_a_ref_that_git_would_read_as_an_option_is_refused(tmp_path, ref):
+    from deployer import git
+    from deployer.errors import ArtifactError
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    with pytest.raises(ArtifactError, match="--ref: .* is not a revision"):
+        git.resolve(tmp_path, ref)
+    assert not (tmp_path.parent / "x").exists()
+
+
+def test_a_probe_prints_odd_names_hex_encoded(tmp_path):
+    """The probe's shell function, run for real on names that could forge its output."""
+    from deployer import untrusted
+
+    for name in ["7\n--- deployer log ---", "$(id)", "\x1b[2J", "3 ", "plain-1.2_x", "-rf"]:
+        script = f"{untrusted.SHELL_SAFE_NAME}\nsafe_name {quote(name)}"
+        out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+        if name in ("plain-1.2_x", "-rf"):  # cannot break a tagged line; never reaches a shell
+            assert out == name
+        else:
+            assert out.startswith("hex:") and "\n" not in out
+            assert untrusted.decode_name(out) == name.encode("unicode_escape").decode("ascii")

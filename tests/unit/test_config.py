@@ -127,6 +127,29 @@ BROKEN = [
     ("timeout", {"ssh": {"connect_timeout": 0}}, "ssh.connect_timeout: expected a number above 0"),
     ("vars list", {"vars": [1]}, "vars: expected a mapping"),
     ("parallel", {"parallel": 0}, "parallel: expected an integer of at least 1"),
+    # issue 10: values that would start a new line in a unit file, crontab or log
+    (
+        "application newline",
+        {"application": "app\nExecStart=/bin/evil"},
+        "application: must not contain newlines",
+    ),
+    ("application escape", {"application": "app\x1b[2J"}, "application: must not contain newlines or other"),
+    ("cron fields", {"schedule": {"cron": "* * * *"}}, "schedule.cron: expected five cron fields"),
+    ("cron newline", {"schedule": {"cron": "17 3 * * *\n* * * * * evil"}}, "schedule.cron: must not contain"),
+    ("cron junk", {"schedule": {"cron": "17 3 * * * $(id)"}}, "schedule.cron: expected five cron fields"),
+    ("calendar", {"schedule": {"calendar": "daily;id"}}, "schedule.calendar: expected an OnCalendar"),
+    ("webhook no scheme", {"notify": [{"url": "hooks.slack.com/x"}]}, "notify[0].url: must be an http://"),
+    ("webhook space", {"notify": [{"url": "https://a b/secret"}]}, "notify[0].url: must be an http://"),
+    (
+        "artifact url",
+        {"artifact": {"path": "dist", "url": "ftp://x/{sha256}"}},
+        "artifact.url: must be an http",
+    ),
+    (
+        "instance outside deploy_to",
+        {"deploy_to": "/srv/review", "vars": {"h": "pr-{instance}"}},
+        "deploy_to: a template stage (one using {instance}) needs {instance} inside deploy_to",
+    ),
 ]
 
 
@@ -139,6 +162,22 @@ def test_broken_configs_name_file_and_key(tmp_path, label, change, message):
         load(write(tmp_path, stage), "prod")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+    assert "secret" not in str(info.value)  # a webhook's URL is never shown
+
+
+def test_multiline_commands_are_still_allowed(tmp_path):
+    stage = {**GOOD, "hooks": {"after_switch": [{"command": "set -e\necho one\necho two"}]}}
+    assert load(write(tmp_path, stage), "prod").hooks["after_switch"][0].command.count("\n") == 2
+
+
+def test_cron_and_calendar_accept_what_users_write(tmp_path):
+    for cron, calendar in (
+        ("17 3 * * *", "daily"),
+        ("@weekly", "Mon *-*-* 03:00:00"),
+        ("*/5 1-4 * * mon", "hourly"),
+    ):
+        config = load(write(tmp_path, {**GOOD, "schedule": {"cron": cron, "calendar": calendar}}), "prod")
+        assert config.schedule.cron == cron
 
 
 def test_required_key_missing_says_where_to_set_it(tmp_path):
