@@ -170,6 +170,11 @@ class _Capped:
             )
         self.handle.write(data)
 
+    def fileno(self) -> int:
+        """For ``transport: local``, whose command writes straight to the file: that host is
+        this machine, the one place the cap is not for."""
+        return self.handle.fileno()
+
 
 def _revision(event: releaselog.Event) -> git.Revision | None:
     """The revision a release was built from, as its deploy logged it."""

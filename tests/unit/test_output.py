@@ -48,5 +48,5 @@ def test_printed_lines_and_tables_carry_no_control_characters():
     reporter.line("by \x1b]52;c;cHduZWQ=\x07mallory \u009b2J")
     reporter.table(["by", "subject"], [["\x1b[31mred", "two\nlines\there"]])
     text = stream.getvalue()
-    assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) <= 0x9F for c in text), repr(text)
+    assert not any((ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F for c in text), repr(text)
     assert "two lines here" in text
