@@ -348,6 +348,11 @@ def _run(root: Path, opts: Options, action: Callable):
         raise Exit(f"error: {message}", exc.exit_code) from None
     except KeyboardInterrupt:
         raise Exit("error: interrupted", 130) from None
+    except Exception as exc:
+        if os.environ.get("DEPLOYER_DEBUG"):
+            raise
+        message = one_line(reporter.secrets.mask(f"{type(exc).__name__}: {exc}"))
+        raise Exit(f"error: internal error: {message} (a bug: DEPLOYER_DEBUG=1 shows where)", 1) from None
     finally:
         reporter.end_progress()
 

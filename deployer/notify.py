@@ -16,6 +16,7 @@ from .config import Config
 from .localstate import whoami
 
 F = TypeVar("F", bound=Callable)
+RESPONSE_LIMIT = 64 * 1024
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Notifier:
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
-                response.read()
+                response.read(RESPONSE_LIMIT)  # what a webhook answers is not ours to keep
         except Exception as exc:
             where = urlsplit(url)
             reason = getattr(exc, "reason", None) or exc

@@ -9,6 +9,7 @@ here raises on bad input: a value that does not fit is simply not there.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -55,13 +56,20 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):  # 1e999
+        raise ValueError(f"{literal} is not a finite number")
+    return value
+
+
 def json_object(raw: str, limit: int = MAX_JSON) -> dict[str, Any] | None:
     """A JSON object, or None for anything else: not JSON, too long, ``NaN``/``Infinity``
     (Python accepts them by default; arithmetic on them breaks later), not an object."""
     if len(raw) > limit:
         return None
     try:
-        data = json.loads(raw, parse_constant=_no_constants)
+        data = json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
     except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

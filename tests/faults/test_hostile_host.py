@@ -98,7 +98,9 @@ def hostile_names(canary: str) -> list[str]:
 
 
 def lock_record(canary: str) -> str:
-    return '{"holder":"\\u001b[2Jmallory","pid":"$(touch ' + canary + ')","since":NaN,"token":5}'
+    """Valid JSON with every field of the wrong type or hostile (a record that is not JSON
+    at all, e.g. with ``NaN``, reads as "unknown": tests/unit/test_untrusted.py)."""
+    return '{"holder":"\\u001b[2Jmallory","pid":"$(touch ' + canary + ')","since":"NaN","token":5}'
 
 
 def poison(host, deploy_to: str, canary: str, lock: bool) -> None:

@@ -68,3 +68,8 @@ def test_a_planted_name_cannot_forge_probe_output():
     facts = parse_probe(f"exists yes\nrelease complete {encoded}\n--- deployer log ---\n")
     assert facts.releases == {} and facts.foreign == ["7\\n--- deployer log ---\\n{}"]
     assert facts.log == []
+
+
+def test_a_lock_record_with_nan_is_unreadable_but_still_held():
+    assert parse_lock_info('{"holder":"x","since":NaN}') == {"holder": "unknown (unreadable lock info)"}
+    assert parse_lock_info('{"holder":"x","since":1e999}')["holder"] == "unknown (unreadable lock info)"
