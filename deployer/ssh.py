@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from .config import Config, Host
-from .errors import CommandTimeout, HostUnreachable, Interrupted
+from .errors import CommandTimeout, DeployFailed, HostUnreachable, Interrupted
 from .shell import argv
 from .transport import Progress, Result, describe, no_trace
 
@@ -32,6 +32,7 @@ logging.getLogger("paramiko").propagate = False
 
 CHUNK = 256 * 1024
 POLL = 0.5  # seconds between checks for Ctrl-C while a remote command runs
+MAX_OUTPUT = 64 * 2**20  # bytes of output kept from one command (a fetch streams to a file instead)
 
 
 class SshSession:
@@ -79,6 +80,9 @@ class SshSession:
                     out += data
             while channel.recv_stderr_ready():
                 err += channel.recv_stderr(CHUNK)
+            if len(out) + len(err) > MAX_OUTPUT:
+                channel.close()
+                raise self._too_much(channel)
             finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
             if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break  # the exit status can arrive before the last output: wait for EOF too
@@ -104,6 +108,13 @@ class SshSession:
         if code == -1 and not self.transport.is_active():
             raise self._lost("while a command ran")
         return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _too_much(self, channel) -> DeployFailed:
+        """A command that prints without end (a hostile or broken host) is stopped: its
+        output is kept in memory, and no step of ours prints anywhere near this much."""
+        what = describe(getattr(channel, "script", ""))
+        limit = MAX_OUTPUT // 2**20
+        return DeployFailed(f"host {self.host.name}: {what} printed more than {limit} MB; stopped")
 
     def _timed_out(self, channel) -> Exception:
         """A silent command: a slow command on a live host (CommandTimeout, the deploy fails
