@@ -311,3 +311,15 @@ def test_a_seal_lets_another_machine_promote(project, tmp_path):
     assert right.returncode == 0, right.stderr
     assert "sealed with DEPLOYER_SEAL_KEY" in right.stdout
     assert "s3cret-key" not in right.stdout + right.stderr
+
+
+def test_a_host_that_prints_without_end_is_stopped(project):
+    """Finding 7: output was read without a cap. A hook that never stops printing (``yes``,
+    so the silence timeout never fires) is stopped past 64 MB; the deploy is undone."""
+    project.deploy()
+    project.set(hooks={"before_switch": [{"command": "yes hostile"}]})
+    result = project.invoke("deploy", "--stage=test")
+    assert_one_line_error(result, 1, "printed more than 64 MB; stopped")
+    for index in range(len(project.hosts)):
+        assert project.current(index) == "releases/1"
+        assert project.sh(index, "pgrep -u deploy -x yes || true").strip() == ""
