@@ -322,4 +322,6 @@ def test_a_host_that_prints_without_end_is_stopped(project):
     assert_one_line_error(result, 1, "printed more than 64 MB; stopped")
     for index in range(len(project.hosts)):
         assert project.current(index) == "releases/1"
-        assert project.sh(index, "pgrep -u deploy -x yes || true").strip() == ""
+        project.wait_until(
+            lambda i=index: not project.sh(i, "pgrep -u deploy -x yes || true").strip(), "yes to be stopped", 30
+        )
