@@ -98,7 +98,12 @@ def _deploy(call: Call, config, reporter) -> None:
     from .recipes.deploy import deploy
 
     summary = deploy(
-        config, reporter, force_unlock=call["force_unlock"], dry_run=call["dry_run"], ref=call["ref"]
+        config,
+        reporter,
+        force_unlock=call["force_unlock"],
+        dry_run=call["dry_run"],
+        ref=call["ref"],
+        force=call["force"],
     )
     _summary(reporter, summary)
 
@@ -106,7 +111,11 @@ def _deploy(call: Call, config, reporter) -> None:
 def _rollback(call: Call, config, reporter) -> None:
     from .recipes.rollback import rollback
 
-    _summary(reporter, rollback(config, reporter, call.number("to"), dry_run=call["dry_run"]))
+    reason = call["reason"]
+    if reason is None and sys.stdin.isatty() and not call["json"] and not call["dry_run"]:
+        reason = input("why roll back? (recorded in the release log; empty for no reason) ")
+    reason = one_line(reason or "").strip()[:500] or None
+    _summary(reporter, rollback(config, reporter, call.number("to"), dry_run=call["dry_run"], reason=reason))
 
 
 def _check_promote(call: Call) -> None:
@@ -126,6 +135,7 @@ def _promote(call: Call, target, reporter) -> None:
         call.number("release"),
         dry_run=call["dry_run"],
         unverified=call["unverified"],
+        force=call["force"],
     )
     _summary(reporter, summary)
 
@@ -147,6 +157,12 @@ def _pending(call: Call, config, reporter) -> None:
     from .recipes.status import pending
 
     pending(config, reporter, call["ref"])
+
+
+def _metrics(call: Call, config, reporter) -> None:
+    from .recipes.metrics import metrics
+
+    metrics(config, reporter, since=call["since"], until=call["until"], html=call["html"])
 
 
 def _check_cleanup(call: Call) -> None:
@@ -218,6 +234,13 @@ OWN = {  # flags only some tasks take
     "schedule": Flag(False, "Install on each host a systemd timer (or cron entry) that cleans up regularly."),
     "unschedule": Flag(False, "Remove that scheduled cleanup."),
     "yes": Flag(False, "Really remove the instance."),
+    "reason": Flag(None, "Why (recorded in the release log; asked on a terminal when missing)."),
+    "force": Flag(
+        False, "Ship an artifact that was rolled back or failed its health check or watch on this stage."
+    ),
+    "since": Flag("30d", "Start of the window: a span before now (30d, 12h, 2w) or an ISO date."),
+    "until": Flag(None, "End of the window (default now): an ISO date or time."),
+    "html": Flag(None, "Also write a self-contained HTML dashboard to this file."),
 }
 
 
@@ -231,17 +254,19 @@ def _own(*names: str) -> dict[str, Flag]:
 TASKS = (
     TaskSpec(
         "deploy", "Deploy the artifact to every host of a stage (build, upload, hooks, atomic switch).",
-        (*TARGET, "ref", "dry_run", "force_unlock", *OUTPUT), _deploy, own=_own("ref", "force_unlock"),
+        (*TARGET, "ref", "dry_run", "force_unlock", "force", *OUTPUT), _deploy,
+        own=_own("ref", "force_unlock", "force"),
     ),
     TaskSpec(
         "rollback", "Switch every host back to the previous good release, instantly (no upload).",
-        ("stage", "instance", "to", "hosts", "roles", "dry_run", *OUTPUT), _rollback, own=_own("to"),
+        ("stage", "instance", "to", "reason", "hosts", "roles", "dry_run", *OUTPUT), _rollback,
+        own=_own("to", "reason"),
         numbers=("to",),
     ),
     TaskSpec(
         "promote", "Deploy to --to exactly the artifact live on --from (same sha256), no rebuild.",
-        ("from_", "to", "release", "unverified", "dry_run", *OUTPUT), _promote,
-        own=_own("from_", "to_stage", "release", "unverified"),
+        ("from_", "to", "release", "unverified", "force", "dry_run", *OUTPUT), _promote,
+        own=_own("from_", "to_stage", "release", "unverified", "force"),
         check=_check_promote, numbers=("release",), stage_flag="to",
     ),
     TaskSpec(
@@ -256,6 +281,10 @@ TASKS = (
     TaskSpec(
         "pending", "List the commits between what is live on a stage and a local ref.",
         (*TARGET, "ref", "json"), _pending, own=_own("compare"),
+    ),
+    TaskSpec(
+        "metrics", "The four DORA keys and the incidents of a stage, from its release log.",
+        (*TARGET, "since", "until", "json", "html"), _metrics, own=_own("since", "until", "html"),
     ),
     TaskSpec(
         "cleanup", "Remove old releases beyond keep_releases (never current or the rollback target).",

@@ -91,3 +91,22 @@ def commits_between(root: Path, old: str, new: str) -> list[Revision]:
     proc = _git(root, "log", "--format=%H%x1f%an%x1f%s", "--end-of-options", f"{old}..{new}")
     rows = [line.split("\x1f") for line in proc.stdout.splitlines() if line]
     return [Revision(sha, author, subject) for sha, author, subject in rows]
+
+
+def commit_times(root: Path, old: str | None, new: str) -> list[float] | None:
+    """Commit times (epoch seconds) of what ``new`` brought after ``old`` (or of ``new``
+    alone when ``old`` is None or unknown here); None when this repository lacks ``new``.
+    Both come from a host's log: a value that could be read as an option is refused."""
+    if not is_repository(root) or any(r and r.startswith("-") for r in (old, new)):
+        return None
+    if _git(root, "cat-file", "-e", "--end-of-options", f"{new}^{{commit}}", check=False).returncode != 0:
+        return None
+    known_old = (
+        old is not None
+        and _git(root, "cat-file", "-e", "--end-of-options", f"{old}^{{commit}}", check=False).returncode == 0
+    )
+    limit, span = ([], f"{old}..{new}") if known_old else (["-1"], new)
+    proc = _git(root, "log", "--format=%ct", *limit, "--end-of-options", span, check=False)
+    if proc.returncode != 0:
+        return None
+    return [float(line) for line in proc.stdout.split() if line.isdigit()]

@@ -64,6 +64,20 @@ HOOK_DOCS = {
     "on_failure": "Always after a failed deploy (in deploy_to); its own failure is only a warning.",
 }
 
+WATCH = Map(
+    doc="After the last batch is healthy, keep the lock and check every host for a while; the "
+    "first failure switches every host back, marks the release failed and exits 1.",
+    fields={
+        "command": Str(
+            doc="A command run on each host, in the new release; exit 0 means good.", multiline=True
+        ),
+        "url": Str(doc="An HTTP URL fetched from each host itself with curl, like healthcheck.url."),
+        "duration": Number(doc="Seconds to keep watching.", default=300),
+        "interval": Number(doc="Seconds between two checks of every host.", default=15),
+        "timeout": Number(doc="Seconds one check may take.", default=10),
+    },
+)
+
 SCHEMA = Map(
     doc="config/deploy.yml, deep-merged with config/<stage>.yml (the stage file wins).",
     fields={
@@ -180,6 +194,7 @@ SCHEMA = Map(
                     doc="Hosts per batch after the canary: a count or a share such as `25%`.", default="100%"
                 ),
                 "wait": Number(zero_ok=True, doc="Seconds to wait between batches.", default=0),
+                "watch": WATCH,
             },
         ),
         "schedule": Map(

@@ -32,6 +32,7 @@ from .model import (
     Schedule,
     SshOptions,
     Template,
+    Watch,
     Webhook,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "Schedule",
     "SshOptions",
     "Template",
+    "Watch",
     "Webhook",
     "deep_merge",
     "default_stage",
@@ -88,7 +90,7 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         ssh=_ssh(layers, raw.get("ssh"), transport),
         vars=dict(raw.get("vars") or {}),
         healthcheck=_healthcheck(layers, raw.get("healthcheck")),
-        rollout=_rollout(raw.get("rollout")),
+        rollout=_rollout(layers, raw.get("rollout")),
         instance=instance,
         schedule=Schedule(**values_of("schedule", raw.get("schedule"))),
         notify=_notify(layers, raw.get("notify") or []),
@@ -225,6 +227,15 @@ def _healthcheck(layers: Layers, given: dict | None) -> Healthcheck | None:
     )
 
 
-def _rollout(given: dict | None) -> Rollout:
+def _rollout(layers: Layers, given: dict | None) -> Rollout:
     values = values_of("rollout", given)
-    return Rollout(**{**values, "wait": float(values["wait"])})
+    return Rollout(**{**values, "wait": float(values["wait"]), "watch": _watch(layers, values["watch"])})
+
+
+def _watch(layers: Layers, given: dict | None) -> Watch | None:
+    if given is None:
+        return None
+    if ("command" in given) == ("url" in given):
+        raise layers.error("rollout.watch", "set exactly one of command or url")
+    values = values_of("rollout.watch", given)
+    return Watch(**{**values, **{k: float(values[k]) for k in ("duration", "interval", "timeout")}})

@@ -65,13 +65,26 @@ class Webhook:
     events: tuple[str, ...]
 
 
+@section("rollout.watch")
+class Watch:
+    """The watch window after the switch: a command or a URL checked on every host."""
+
+    command: str | None
+    url: str | None
+    duration: float
+    interval: float
+    timeout: float
+
+
 @section("rollout")
 class Rollout:
-    """Which hosts switch together: the canary first, then batches, with a wait between."""
+    """Which hosts switch together: the canary first, then batches, with a wait between;
+    then, if set, the watch window."""
 
     canary: int
     batch_size: int | str
     wait: float
+    watch: Watch | None = None
 
 
 @section("schedule")

@@ -15,9 +15,9 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from .. import commands, git, ledger, plan, releaselog, templates
+from .. import commands, git, incidents, ledger, plan, releaselog, templates
 from ..config import Config
-from ..errors import DeployerError, DeployFailed, Interrupted
+from ..errors import ArtifactError, DeployerError, DeployFailed, Interrupted
 from ..facts import HostFacts
 from ..failures import checked, raise_failures, raise_on_failure
 from ..fleet import Fleet, SessionOpener
@@ -45,8 +45,10 @@ def deploy(
     force_unlock: bool = False,
     dry_run: bool = False,
     ref: str | None = None,
+    force: bool = False,
 ) -> Summary:
-    """Deploy the configured artifact to every host of the stage (built from ``ref`` if given)."""
+    """Deploy the configured artifact to every host of the stage (built from ``ref`` if given);
+    ``force`` ships it even if it was rolled back or failed its checks on this stage."""
     from .. import artifact as artifacts  # only deploys read artifacts: keep rollback's start-up light
 
     revision: git.Revision | None = None
@@ -71,7 +73,7 @@ def deploy(
         with Fleet.connect(config, reporter, opener=opener, dry_run=dry_run, alongside=prepare) as fleet:
             art = fleet.prepared
             with fleet.locked("deploy", force=force_unlock) as facts:
-                return DeployRun(fleet, art, facts, revision=revision).execute()
+                return DeployRun(fleet, art, facts, revision=revision, force=force).execute()
     finally:
         if art is not None:
             art.discard()
@@ -88,6 +90,7 @@ class DeployRun:
         command: str = "deploy",
         detail: str | None = None,
         revision: git.Revision | None = None,
+        force: bool = False,
     ) -> None:
         self.fleet = fleet
         self.config = fleet.config
@@ -109,6 +112,9 @@ class DeployRun:
         )
         self.switched: list[str] = []
         self.staged = False
+        self.force = force
+        self.cause: str | None = None  # what the step under way proves bad if it fails
+        self.live_at: str | None = None  # when the first host switched
 
     def _extra(self, revision: git.Revision | None) -> dict:
         extra: dict = (
@@ -129,6 +135,7 @@ class DeployRun:
             f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} "
             f"sha256 {self.art.sha256[:12]}"
         )
+        self._refuse_bad_artifact()
         try:
             self._hooks("before_deploy", None, directory=self.fleet.layout.deploy_to)
             self.upload()
@@ -145,6 +152,7 @@ class DeployRun:
                 self.number, releaselog.ACTIVE, previous=self._newest_previous(), detail=self.detail
             )
         )
+        self._watch()
         cleanup_after(self.fleet)
         rows = [
             HostReport(n, self.number, self.previous[n], "active", self.fleet.elapsed.get(n, 0.0))
@@ -154,6 +162,29 @@ class DeployRun:
         return Summary(
             self.command, self.config.stage, self.number, rows, seconds, self.fleet.dry_run, self.log.revision
         )
+
+    def _refuse_bad_artifact(self) -> None:
+        """An artifact rolled back, or failed its health check or watch, on this stage stays
+        out unless forced: decided from the facts already read, before any host changes."""
+        verdict = incidents.refusal(plan.merged_log(self.facts), self.art.sha256)
+        if verdict is None:
+            return
+        message = incidents.describe_refusal(self.command, self.config.stage, verdict)
+        if not self.force:
+            raise ArtifactError(message)
+        self.reporter.line(f"warning (--force): {message.split('; pass --force')[0]}")
+
+    def _watch(self) -> None:
+        """The watch window (``rollout.watch``); its failure is undone like any other."""
+        from .watch import watch
+
+        try:
+            watch(self)
+        except BaseException as exc:
+            self.fleet.cancel.clear()
+            error = self.undo(exc)
+            self.on_failure()
+            raise error from None
 
     def _hooks(self, phase: str, release: int | None, **where) -> None:
         run_hooks(self.fleet, phase, self.command, release, self.previous, **where)
@@ -241,14 +272,18 @@ class DeployRun:
                 label = "canary" if index == 0 and rollout.canary else f"batch {index + 1}/{len(groups)}"
                 self.reporter.line(f"{label}: {', '.join(group)}")
             self._switch(group)
+            self.cause = incidents.AFTER_SWITCH
             self._hooks("after_switch", self.number, names=group)
+            self.cause = incidents.HEALTHCHECK
             self.check_health(group)
+            self.cause = None
             if rollout.wait and index < len(groups) - 1:
                 self.reporter.line(f"waiting {rollout.wait:g}s before the next batch")
                 time.sleep(rollout.wait)
 
     def _switch(self, group: list[str]) -> None:
         """Switch one batch, remembering every host that may have switched."""
+        self.live_at = self.live_at or now_iso()
         try:
             switch_all(self.fleet, dict.fromkeys(group, self.number))
             self.switched += group
@@ -309,13 +344,24 @@ class DeployRun:
                 notes.append(f"release {self.number} removed, current unchanged")
             with contextlib.suppress(DeployerError):
                 failed = self.log.make(
-                    self.number, releaselog.FAILED, detail=self.secrets.mask(error.message)[:500]
+                    self.number,
+                    releaselog.FAILED,
+                    detail=self.secrets.mask(error.message)[:500],
+                    extra=self._verdict(error),
                 )
                 self.log.append(failed, strict=False)
         message = self.secrets.mask(error.message)
         if notes:
             message += " (" + "; ".join(notes) + ")"
         return type(error)(message)
+
+    def _verdict(self, error: DeployerError) -> dict:
+        """For a release the tool switched back by itself: why (the release log's incident),
+        and since when it was live. Ctrl-C condemns nothing."""
+        if not self.switched or self.cause is None or isinstance(error, Interrupted):
+            return {}
+        reason = self.secrets.mask(error.message)[:500]
+        return {"cause": self.cause, "reason": reason, "live_at": self.live_at}
 
     def _switch_back(self) -> str:
         """Put every switched host back and run after_rollback where that worked."""

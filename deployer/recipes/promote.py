@@ -198,8 +198,10 @@ def promote(
     opener: SessionOpener = open_session,
     dry_run: bool = False,
     unverified: bool = False,
+    force: bool = False,
 ) -> Summary:
-    """Deploy to ``target`` the artifact that is current (or ``release``) on ``source``."""
+    """Deploy to ``target`` the artifact that is current (or ``release``) on ``source``
+    (``force``: even one rolled back or failed on ``target``)."""
     for host in target.hosts:  # the target's templates must render before anything moves
         templates.render_host(target, host, 0, reporter.secrets)
     art, number, revision = fetch_release(source, reporter, release, opener, unverified)
@@ -209,6 +211,9 @@ def promote(
             Fleet.connect(target, reporter, opener=opener, dry_run=dry_run) as fleet,
             fleet.locked("promote") as facts,
         ):
-            return DeployRun(fleet, art, facts, command="promote", detail=detail, revision=revision).execute()
+            run = DeployRun(
+                fleet, art, facts, command="promote", detail=detail, revision=revision, force=force
+            )
+            return run.execute()
     finally:
         art.discard()

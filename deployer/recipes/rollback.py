@@ -31,8 +31,10 @@ def rollback(
     to: int | None = None,
     opener: SessionOpener = open_session,
     dry_run: bool = False,
+    reason: str | None = None,
 ) -> Summary:
-    """Switch every host back to the previous good release (or ``to``), no upload."""
+    """Switch every host back to the previous good release (or ``to``), no upload.
+    ``reason`` (why, in a person's words) is recorded with the rollback in the log."""
     start = time.monotonic()
     with (
         Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet,
@@ -44,7 +46,7 @@ def rollback(
         _switch_or_undo(
             fleet, facts, {name: target for name in fleet.names if previous[name] != target}, target
         )
-        _log(fleet, facts, target)
+        _log(fleet, facts, target, reason)
         run_hooks(fleet, "after_rollback", "rollback", target, previous)
         rows = [HostReport(n, target, previous[n], "active", fleet.elapsed.get(n, 0.0)) for n in fleet.names]
         return Summary("rollback", config.stage, target, rows, time.monotonic() - start, dry_run)
@@ -64,10 +66,10 @@ def _switch_or_undo(fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, i
         raise Interrupted("interrupted; hosts switched back to where they were") from None
 
 
-def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int) -> None:
+def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int, reason: str | None) -> None:
     """The target is active again; only releases newer than it were rolled back *from*:
     rolling forward (``--to`` a newer release) does not make the one we leave bad."""
-    log = EventLog(fleet, "rollback")
+    log = EventLog(fleet, "rollback", extra={"reason": reason} if reason else None)
     sha = releaselog.artifact_shas(plan.merged_log(facts))
     events = [
         log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .. import commands, git, plan, releaselog
+from .. import commands, git, incidents, plan, releaselog
 from ..config import Config
 from ..errors import ConfigError, DeployerError, DeployFailed
 from ..facts import CHECK_MARKER, HostFacts, parse_probe
@@ -26,6 +26,7 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
     events = plan.merged_log(facts)
     info = releaselog.deploy_info(events)
     status = releaselog.statuses(events)
+    reasons = incidents.reasons(events)
     hosts = {}
     for name, fact in facts.items():
         rows = []
@@ -43,6 +44,7 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
                     "sha256": event.sha256 if event else None,
                     "revision": event.revision if event else None,
                     "subject": (event.note("subject") or None) if event else None,
+                    "reason": reasons.get(number) or None,
                 }
             )
         hosts[name] = {
@@ -79,7 +81,7 @@ def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_se
             reporter.line("  no releases")
         else:
             reporter.table(
-                ["", "release", "status", "deployed (UTC)", "by", "sha256", "revision", "subject"],
+                ["", "release", "status", "deployed (UTC)", "by", "sha256", "revision", "subject", "reason"],
                 [
                     [
                         "*" if r["current"] else "",
@@ -90,6 +92,7 @@ def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_se
                         (r["sha256"] or "")[:12],
                         (r["revision"] or "")[:12],
                         (r["subject"] or "")[:50],
+                        (r["reason"] or "")[:50],
                     ]
                     for r in host["releases"]
                 ],
@@ -122,12 +125,13 @@ def history(
             (e.sha256 or "")[:12],
             e.revision or "",
             (e.detail or "")[:60],
+            e.note("reason")[:60],
         ]
         for e in shown
     ]
     if rows:
         reporter.table(
-            ["when (UTC)", "event", "release", "status", "by", "sha256", "revision", "detail"], rows
+            ["when (UTC)", "event", "release", "status", "by", "sha256", "revision", "detail", "reason"], rows
         )
     else:
         reporter.line("no events yet")

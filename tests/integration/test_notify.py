@@ -55,6 +55,7 @@ def test_start_success_failure_and_rollback_are_sent(local_project, receiver):
     p.rollback()
     assert [r["body"]["event"] for r in received if r["path"] == "/generic"] == ["start", "rollback"]
     received.clear()
+    (p.root / "app" / "fix.txt").write_text("a new artifact: the rolled-back one is refused\n")
     p.set(hooks={"before_switch": [{"command": "exit 3"}]})
     with pytest.raises(HookFailed):
         p.deploy()

@@ -82,7 +82,7 @@ def test_snapshots_of_ci_output(p):
         assert result.returncode == 0, result.stderr
         outputs[name] = normalise(result.stdout, p.root)
     p.set(hooks={"before_switch": [{"command": "echo boom >&2; exit 7"}]})
-    failed = p.invoke("deploy", "--stage=test", env=env)
+    failed = p.invoke("deploy", "--stage=test", "--force", env=env)  # the artifact was rolled back
     assert failed.returncode == 1
     outputs["deploy-failed"] = normalise(failed.stdout + "--- stderr ---\n" + failed.stderr, p.root)
     for name, text in outputs.items():
