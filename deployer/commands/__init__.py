@@ -32,7 +32,7 @@ from .release import (
     remove_releases,
     unpack,
 )
-from .run import healthcheck, run_hook
+from .run import healthcheck, run_hook, watch_check
 from .schedule import DETECT_SCHEDULER, SCHEDULE_FILES, install_schedule, remove_schedule
 from .state import acquire_lock, append_log, break_lock, check, lock_and_probe, probe, release_lock
 
@@ -71,4 +71,5 @@ __all__ = [
     "switch",
     "unpack",
     "unswitch",
+    "watch_check",
 ]

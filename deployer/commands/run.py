@@ -42,3 +42,14 @@ def healthcheck(
         f"  sleep {interval:g}",
         "done",
     )
+
+
+def watch_check(directory: str, command: str | None, url: str | None, timeout: float) -> str:
+    """One check of the watch window: the probe once, its output kept (it is the reason
+    recorded if the release is switched back), a hung probe stopped after ``timeout``."""
+    probe = (
+        command
+        if command is not None
+        else argv("curl", "-fsS", "-o", "/dev/null", "--max-time", f"{timeout:g}", url)
+    )
+    return script(argv("cd", directory), f"exec timeout {timeout:g} sh -c {quote(probe)} 2>&1")

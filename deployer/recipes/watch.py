@@ -27,7 +27,7 @@ def watch(run: DeployRun) -> None:
         return
     fleet, reporter = run.fleet, run.reporter
     directory = fleet.layout.release(run.number)
-    script = commands.healthcheck(directory, spec.command, spec.url, 1, 0, spec.timeout)
+    script = commands.watch_check(directory, spec.command, spec.url, spec.timeout)
     start = time.monotonic()
     reporter.line(f"watching release {run.number} for {spec.duration:g}s, every {spec.interval:g}s")
     run.cause = incidents.WATCH
