@@ -28,6 +28,7 @@ RELEASE_ROW = {
     "sha256": (str, N),
     "revision": (str, N),
     "subject": (str, N),
+    "reason": (str, N),
 }
 RELEASES_SHAPE = {
     "stage": str,
@@ -44,6 +45,31 @@ CHECK_SHAPE = {
     "hosts": {"*": {"ok": bool, "unreachable": bool, "problems": [str], "notes": [str]}},
 }
 CLEANUP_SHAPE = {"command": str, "stage": str, "ok": bool, "removed": {"*": [int]}}
+NUMBER = (int, float)
+INCIDENT = {
+    "release": int,
+    "went_live": str,
+    "restored_at": (str, N),
+    "seconds": (*NUMBER, N),
+    "reason": (str, N),
+    "cause": str,
+}
+METRICS_SHAPE = {
+    "stage": str,
+    "since": str,
+    "until": str,
+    "deploys": int,
+    "deploys_per_day": NUMBER,
+    "lead_time_seconds": {"median": (*NUMBER, N), "p90": (*NUMBER, N), "samples": int},
+    "change_failure_rate": (*NUMBER, N),
+    "time_to_restore_seconds": {"median": (*NUMBER, N), "samples": int},
+    "incidents": [INCIDENT],
+    "bands": {"*": (str, N)},
+    "per_day": [{"day": str, "deploys": int, "failures": int}],
+    "lead_time_by_release": [{"release": int, "at": str, "median": (*NUMBER, N)}],
+    "notes": [str],
+    "hosts": {"*": (int, N)},
+}
 ERROR_SHAPE = {"ok": bool, "error": str, "exit_code": int}
 
 

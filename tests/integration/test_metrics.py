@@ -10,6 +10,7 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from shapes import METRICS_SHAPE, conforms
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 HOUR = 3600.0
@@ -88,7 +89,9 @@ def write_logs(p, events: list[dict]) -> None:
 def metrics(p, *args: str) -> dict:
     result = p.invoke("metrics", "--stage=test", "--json", *args)
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    assert conforms(report, METRICS_SHAPE), report  # the shape docs/json.md documents
+    return report
 
 
 EXPECTED_KEYS = {

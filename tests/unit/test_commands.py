@@ -129,3 +129,16 @@ def test_a_probe_prints_odd_names_hex_encoded(tmp_path):
         else:
             assert out.startswith("hex:") and "\n" not in out
             assert untrusted.decode_name(out) == name.encode("unicode_escape").decode("ascii")
+
+
+def test_watch_check_runs_the_probe_once_keeping_its_output_and_bounded_in_time():
+    from deployer import commands
+
+    script = commands.watch_check("/srv/app/releases/3", "./bin/ok 'x'", None, 10)
+    assert script.splitlines() == [
+        "set -e",
+        "cd /srv/app/releases/3",
+        "exec timeout 10 sh -c './bin/ok '\"'\"'x'\"'\"'' 2>&1",
+    ]
+    by_url = commands.watch_check("/srv/app/releases/3", None, "http://127.0.0.1:8000/up", 2.5)
+    assert "curl -fsS -o /dev/null --max-time 2.5 http://127.0.0.1:8000/up" in by_url

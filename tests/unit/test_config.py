@@ -146,6 +146,17 @@ BROKEN = [
         "artifact.url: must be an http",
     ),
     (
+        "watch both",
+        {"rollout": {"watch": {"command": "x", "url": "http://a/"}}},
+        "rollout.watch: set exactly one",
+    ),
+    ("watch neither", {"rollout": {"watch": {"duration": 5}}}, "rollout.watch: set exactly one"),
+    (
+        "watch interval",
+        {"rollout": {"watch": {"command": "x", "interval": 0}}},
+        "rollout.watch.interval: expected",
+    ),
+    (
         "instance outside deploy_to",
         {"deploy_to": "/srv/review", "vars": {"h": "pr-{instance}"}},
         "deploy_to: a template stage (one using {instance}) needs {instance} inside deploy_to",
@@ -210,3 +221,16 @@ def test_stage_names_cannot_escape_config(tmp_path, stage):
     write(tmp_path, GOOD)
     with pytest.raises(ConfigError, match="is not a valid stage name"):
         load(tmp_path, stage)
+
+
+def test_watch_takes_its_defaults_from_the_schema(tmp_path):
+    config = load(write(tmp_path, {**GOOD, "rollout": {"watch": {"command": "./bin/ok"}}}), "prod")
+    watch = config.rollout.watch
+    assert (watch.command, watch.url, watch.duration, watch.interval, watch.timeout) == (
+        "./bin/ok",
+        None,
+        300,
+        15,
+        10,
+    )
+    assert load(write(tmp_path, GOOD), "prod").rollout.watch is None
