@@ -112,3 +112,34 @@ def test_promote_refuses_an_artifact_rolled_back_on_the_target(stages):  # noqa:
     assert listing(p, 2, "production") == before
     ok(p.invoke("promote", "--from=staging", "--to=production", "--force"))
     assert p.sh(2, f"readlink {p.deploy_to}-production/current").strip() == "releases/3"
+
+
+def test_automatic_rollbacks_record_their_cause_and_reason(project):
+    p = project
+    d = p.deploy_to
+    p.set(healthcheck={"command": f"test -e {d}/healthy || (echo 'no healthy file'; exit 1)", "retries": 1})
+    for index in range(3):
+        p.sh(index, f"mkdir -p {d} && touch {d}/healthy")
+    p.deploy()
+    p.sh(0, f"rm {d}/healthy")
+    new_artifact(p, "2")
+    failed = p.invoke("deploy", "--stage=test")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    event = [e for e in p.log(1) if e["release"] == 2 and e["status"] == "failed"][-1]
+    assert event["cause"] == "healthcheck" and "health check failed" in event["reason"]
+    assert event["live_at"] <= event["at"]
+    releases = json.loads(ok(p.invoke("releases", "--stage=test", "--json")).stdout)
+    row = next(r for r in releases["hosts"][p.config().hosts[1].name]["releases"] if r["release"] == 2)
+    assert row["status"] == "failed" and "health check failed" in row["reason"]
+    refused = p.invoke("deploy", "--stage=test")
+    assert refused.returncode == 2 and "failed its health check on test (release 2" in refused.stderr
+    # A failed after_switch hook is an incident too, but it does not condemn the artifact.
+    p.sh(0, f"touch {d}/healthy")
+    new_artifact(p, "3")
+    p.set(hooks={"after_switch": [{"command": "echo restart failed; exit 4"}]})
+    assert p.invoke("deploy", "--stage=test").returncode == 1
+    event = [e for e in p.log(0) if e["release"] == 3 and e["status"] == "failed"][-1]
+    assert event["cause"] == "after_switch" and "restart failed" in event["reason"]
+    p.set(hooks={"after_switch": []})
+    ok(p.invoke("deploy", "--stage=test"))
+    assert [p.current(i) for i in range(3)] == ["releases/4"] * 3
