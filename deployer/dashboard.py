@@ -129,10 +129,11 @@ def _incidents(rows: list[dict]) -> str:
         f"<td>{esc(i['went_live'][:19].replace('T', ' '))}</td>"
         f"<td>{esc((i['restored_at'] or '-')[:19].replace('T', ' '))}</td>"
         f"<td>{esc(describe_seconds(i['seconds']))}</td><td>{esc(i['cause'])}</td>"
+        f"<td>{esc(i.get('by') or '')}</td>"
         f"<td>{esc(i['reason'] or '')}</td></tr>"
         for i in rows
     )
-    names = ("release", "went live", "restored", "took", "cause", "reason")
+    names = ("release", "went live", "restored", "took", "cause", "by", "reason")
     head = "<tr>" + "".join(f"<th>{n}</th>" for n in names) + "</tr>"
     return f'<table id="incidents">{head}{body}</table>'
 

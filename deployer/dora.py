@@ -51,6 +51,7 @@ class Incident:
     restored_at: datetime | None
     reason: str
     cause: str
+    by: str = ""
 
     @property
     def seconds(self) -> float | None:
@@ -107,7 +108,7 @@ def incident_list(events: Sequence[releaselog.Event], deployed: Sequence[Deploym
         if verdict is None:
             continue
         restored = _restored_at(events, dep, set(verdicts))
-        result.append(Incident(dep.release, dep.at, restored, verdict.reason, verdict.cause))
+        result.append(Incident(dep.release, dep.at, restored, verdict.reason, verdict.cause, verdict.by))
     return result
 
 
@@ -265,6 +266,7 @@ def _incident_json(incident: Incident) -> dict:
         "seconds": incident.seconds,
         "reason": incident.reason or None,
         "cause": incident.cause,
+        "by": incident.by or None,
     }
 
 

@@ -53,6 +53,7 @@ INCIDENT = {
     "seconds": (*NUMBER, N),
     "reason": (str, N),
     "cause": str,
+    "by": (str, N),
 }
 METRICS_SHAPE = {
     "stage": str,

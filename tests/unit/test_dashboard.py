@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from deployer import dashboard, dora
 from unit.test_dora import T0, deploy, rollback
 
+HOSTILE_BY = '"><svg onload="alert(2)">mallory'
 HOSTILE = '</td><script>alert(1)</script><img src="http://198.51.100.7/x.png" onerror="x()">'
 
 
@@ -22,7 +23,7 @@ class Tags(HTMLParser):
 
 
 def page(reason: str = HOSTILE) -> str:
-    events = [*deploy(1, 1, "aaa1"), *deploy(2, 2, "aaa2"), *rollback(3, 1, 2, reason)]
+    events = [*deploy(1, 1, "aaa1"), *deploy(2, 2, "aaa2"), *rollback(3, 1, 2, reason, by=HOSTILE_BY)]
     report = dora.compute(events, T0, T0 + timedelta(days=2), {1: [T0.timestamp()], 2: []})
     report.update(stage="prod<b>", hosts={"web1<i>": 1, "web2": None})
     return dashboard.render("demo&co", report)
@@ -36,6 +37,8 @@ def test_hostile_reason_stage_and_host_names_stay_text():
     assert "script" not in names and "img" not in names and "b" not in names and "i" not in names
     assert not any(k.startswith("on") for _, attrs in tags.tags for k in attrs)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&quot;&gt;&lt;svg onload=&quot;alert(2)&quot;&gt;mallory" in text
+    assert sum(1 for t, _ in tags.tags if t == "svg") == 2  # the two charts, no injected one
     assert "demo&amp;co on prod&lt;b&gt;" in text
 
 

@@ -18,8 +18,8 @@ def at(hours: float) -> str:
     return (T0 + timedelta(hours=hours)).isoformat()
 
 
-def ev(hours: float, event: str, release: int, status: str, **extra) -> releaselog.Event:
-    data = {"id": f"{event}{release}{status}{hours}", "event": event, "at": at(hours), "by": "ann"}
+def ev(hours: float, event: str, release: int, status: str, by: str = "ann", **extra) -> releaselog.Event:
+    data = {"id": f"{event}{release}{status}{hours}", "event": event, "at": at(hours), "by": by}
     data.update(stage="prod", release=release, status=status, **extra)
     event_ = releaselog.parse_line(json.dumps(data))
     assert event_ is not None, data
@@ -34,11 +34,13 @@ def deploy(hours: float, release: int, revision: str | None = None) -> list[rele
     ]
 
 
-def rollback(hours: float, target: int, left: int, reason: str = "") -> list[releaselog.Event]:
+def rollback(
+    hours: float, target: int, left: int, reason: str = "", by: str = "ann"
+) -> list[releaselog.Event]:
     note = {"reason": reason} if reason else {}
     return [
-        ev(hours, "rollback", target, "active", **note),
-        ev(hours, "rollback", left, "rolled-back", **note),
+        ev(hours, "rollback", target, "active", by=by, **note),
+        ev(hours, "rollback", left, "rolled-back", by=by, **note),
     ]
 
 
