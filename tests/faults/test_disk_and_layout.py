@@ -130,6 +130,7 @@ def test_dangling_current_and_foreign_entries_are_reported_and_never_deleted(pro
     assert {s.current for s in states(project)} == {"releases/1"}
 
     project.set(keep_releases=1)
+    (project.root / "app" / "fix.txt").write_text("a new artifact: the rolled-back one is refused\n")
     project.deploy()
     project.deploy()  # cleanup runs and removes old numbered releases only
     assert [project.sh(i, foreign.format(d=d) + " | sort") for i in range(3)] == kept

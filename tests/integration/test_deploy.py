@@ -87,6 +87,7 @@ def test_rollback_skips_releases_rolled_back_from(project):
         project.deploy()
     project.rollback()
     assert project.current(0) == "releases/2"
+    (project.root / "app" / "fix.txt").write_text("a new artifact: the rolled-back one is refused\n")
     project.deploy()
     assert project.current(0) == "releases/4"
     project.rollback()
