@@ -9,7 +9,6 @@ modules (Fabric, Paramiko, Jinja2) are imported only by the task that needs them
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json as jsonlib
 import os
@@ -22,6 +21,7 @@ from typing import Any
 from invoke import Collection, Exit, Task
 
 from .errors import ConfigError, DeployerError
+from .targets import select_hosts
 
 EXIT_CODES = (
     "Exit codes: 0 ok; 1 failed (nothing switched, or switched back); 2 config, usage or "
@@ -184,6 +184,17 @@ def _destroy(call: Call, config, reporter) -> None:
     destroy(config, reporter)
 
 
+def _check_maintenance(call: Call) -> None:
+    if bool(call["on"]) == bool(call["off"]) or (call["reason"] is not None and not call["on"]):
+        raise Exit("error: maintenance: give either --on (optionally with --reason=TEXT) or --off", 2)
+
+
+def _maintenance(call: Call, config, reporter) -> None:
+    from .recipes.maintenance import maintenance
+
+    maintenance(config, reporter, bool(call["on"]), call["reason"], dry_run=bool(call["dry_run"]))
+
+
 def _unlock(call: Call, config, reporter) -> None:
     from .recipes.admin import unlock
 
@@ -204,6 +215,9 @@ OWN = {  # flags only some tasks take
     "schedule": Flag(False, "Install on each host a systemd timer (or cron entry) that cleans up regularly."),
     "unschedule": Flag(False, "Remove that scheduled cleanup."),
     "yes": Flag(False, "Really remove the instance."),
+    "on": Flag(False, "Put up the maintenance page (shared/maintenance.html) on every host."),
+    "off": Flag(False, "Take the maintenance page down."),
+    "reason": Flag(None, "With --on: why, shown on the page, by releases and check, and in history."),
 }
 
 
@@ -256,6 +270,11 @@ TASKS = (
         (*TARGET, "yes"), _destroy, own=_own("yes"),
     ),
     TaskSpec(
+        "maintenance", "Put up (--on) or take down (--off) the maintenance page; takes no deploy lock.",
+        (*TARGET, "on", "off", "reason", "dry_run", *OUTPUT), _maintenance, own=_own("on", "off", "reason"),
+        check=_check_maintenance,
+    ),
+    TaskSpec(
         "unlock", "Break a stale deploy lock on every host, showing who held it and since when.",
         TARGET, _unlock,
     ),
@@ -286,33 +305,6 @@ def _stage(root: Path, stage: str | None) -> str:
             f"--stage: no stage given and no default_stage in config/deploy.yml (stages: {stages})"
         )
     return chosen
-
-
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
-def select_hosts(config, hosts: str | None, roles: str | None):
-    """Narrow a stage to ``--hosts`` / ``--roles`` (as Capistrano's HOSTS= and ROLES=)."""
-    wanted, wanted_roles = _split(hosts), set(_split(roles))
-    if not wanted and not wanted_roles:
-        return config
-    known = {h.name for h in config.hosts} | {h.host for h in config.hosts}
-    unknown = [w for w in wanted if w not in known]
-    if unknown:
-        names = ", ".join(h.name for h in config.hosts)
-        raise ConfigError(f"--hosts: {unknown[0]} is not a host of stage {config.stage} (hosts: {names})")
-    chosen = tuple(
-        h
-        for h in config.hosts
-        if (not wanted or h.name in wanted or h.host in wanted)
-        and (not wanted_roles or wanted_roles & set(h.roles))
-    )
-    if not chosen:
-        raise ConfigError(
-            f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}"
-        )
-    return dataclasses.replace(config, hosts=chosen, subset=len(chosen) < len(config.hosts))
 
 
 def _run(root: Path, opts: Options, action: Callable):

@@ -8,7 +8,8 @@ Every path comes from :class:`~deployer.layout.Layout` and every value is quoted
 - :mod:`.current`: the atomic switch of ``current``, putting it back, removing it;
 - :mod:`.state`: the lock, the release log, the read-only probe and check;
 - :mod:`.run`: users' commands (hooks, health checks);
-- :mod:`.schedule`: the scheduled cleanup.
+- :mod:`.schedule`: the scheduled cleanup;
+- :mod:`.maintenance`: the maintenance page and its record.
 """
 
 from .codes import (
@@ -32,6 +33,7 @@ from .release import (
     remove_releases,
     unpack,
 )
+from .maintenance import maintenance_off, maintenance_on
 from .run import healthcheck, run_hook
 from .schedule import DETECT_SCHEDULER, SCHEDULE_FILES, install_schedule, remove_schedule
 from .state import acquire_lock, append_log, break_lock, check, lock_and_probe, probe, release_lock
@@ -56,6 +58,8 @@ __all__ = [
     "install_schedule",
     "link_shared",
     "lock_and_probe",
+    "maintenance_off",
+    "maintenance_on",
     "pack_release",
     "point_current",
     "probe",
