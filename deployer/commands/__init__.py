@@ -20,6 +20,7 @@ from .codes import (
     EXIT_RELEASE_EXISTS,
 )
 from .current import point_current, remove_tmp_links, switch, unswitch
+from .maintenance import maintenance_off, maintenance_on
 from .release import (
     cleanup,
     clone_release,
@@ -33,7 +34,6 @@ from .release import (
     remove_releases,
     unpack,
 )
-from .maintenance import maintenance_off, maintenance_on
 from .run import healthcheck, run_hook
 from .schedule import DETECT_SCHEDULER, SCHEDULE_FILES, install_schedule, remove_schedule
 from .state import acquire_lock, append_log, break_lock, check, lock_and_probe, probe, release_lock
