@@ -25,9 +25,9 @@ def deploy_ok(project, *args: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def under_load(project, case: str, expected: str, *command: str, code: int = 0) -> dict:
+def under_load(project, case: str, expected: str, *command: str, code: int = 0, path: str = "/") -> dict:
     """Run one CLI command while the load runs; check it, the failures, and the answers after."""
-    with Load([h.http_port for h in project.hosts]) as load:
+    with Load([h.http_port for h in project.hosts], path) as load:
         done = project.invoke(*command, "--stage=test")
         returned = time.monotonic()
         load.settle(returned)
