@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from shapes import MAINTENANCE_SHAPE, MAINTENANCE_STATE, RELEASES_SHAPE, conforms
 from test_stack_gunicorn import deploy_ok
 
 pytestmark = [pytest.mark.stack, pytest.mark.ssh]
@@ -18,7 +19,7 @@ def test_maintenance_on_deploy_off(gunicorn_app):
     assert host.get("/") == (200, "release 1\n")
     on = app.invoke("maintenance", "--stage=test", "--on", "--reason=Upgrading the <database>", "--json")
     assert on.returncode == 0, on.stderr
-    assert json.loads(on.stdout)["maintenance"] == "on"
+    assert conforms(json.loads(on.stdout), MAINTENANCE_SHAPE) and json.loads(on.stdout)["maintenance"] == "on"
     status, page = host.get("/")
     assert status == 503 and "Upgrading the &lt;database&gt;" in page and "<title>hello: down" in page
     assert host.get("/some/page")[0] == 503
@@ -27,6 +28,10 @@ def test_maintenance_on_deploy_off(gunicorn_app):
     assert not app.lock_held()
     deploy_ok(app)
     assert host.get("/up") == (200, "release 2\n") and host.get("/")[0] == 503
+    listing = json.loads(app.invoke("releases", "--stage=test", "--json").stdout)
+    assert conforms(listing, RELEASES_SHAPE)
+    state = listing["hosts"][host.name]["maintenance"]
+    assert conforms(state, MAINTENANCE_STATE) and state["reason"] == "Upgrading the <database>"
     shown = app.invoke("releases", "--stage=test")
     assert "maintenance on since " in shown.stdout and "(Upgrading the <database>)" in shown.stdout
     checked = app.invoke("check", "--stage=test")
