@@ -134,3 +134,14 @@ def test_maintenance_dry_run_changes_nothing(stage):
     for fake in stage.fleet.hosts.values():
         assert not (fake.folder / "shared" / "maintenance.html").exists()
         assert not fake.log()
+
+
+def test_maintenance_on_some_hosts_only(stage):
+    from deployer.targets import select_hosts
+
+    config = select_hosts(stage.config(), "web2", None)
+    maintenance(config, stage.reporter(), True, "one box", opener=stage.fleet.opener)
+    on = {
+        name for name, fake in stage.fleet.hosts.items() if (fake.folder / "shared/maintenance.html").exists()
+    }
+    assert on == {"web2"}

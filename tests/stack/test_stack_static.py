@@ -30,7 +30,7 @@ def test_trap_open_file_cache_serves_the_old_release_after_the_switch(tmp_path, 
     conf.write_text(
         text.replace(
             "    index index.html;\n",
-            "    index index.html;\n    open_file_cache max=100;\n    open_file_cache_valid 60s;\n",
+            "    index index.html;\n    open_file_cache max=100 inactive=600s;\n    open_file_cache_valid 600s;\n",
         )
     )
     host = web_hosts[0]
