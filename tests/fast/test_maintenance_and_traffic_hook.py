@@ -145,3 +145,25 @@ def test_maintenance_on_some_hosts_only(stage):
         name for name, fake in stage.fleet.hosts.items() if (fake.folder / "shared/maintenance.html").exists()
     }
     assert on == {"web2"}
+
+
+def test_the_projects_own_page_is_used_and_a_broken_one_stops_before_any_host(stage):
+    from deployer.errors import ConfigError
+
+    page = stage.root / "templates" / "maintenance.html.j2"
+    page.write_text("{{ application }} on {{ stage }}: {{ reason }} since {{ since[:4] }}\n")
+    maintenance(stage.config(), stage.reporter(), True, "<b>", opener=stage.fleet.opener)
+    shown = (stage.fleet["web1"].folder / "shared" / "maintenance.html").read_text()
+    assert shown.startswith("demo on test: &lt;b&gt; since 20")
+    page.write_text("{% if %}\n")
+    for fake in stage.fleet.hosts.values():
+        fake.received.clear()
+    try:
+        maintenance(stage.config(), stage.reporter(), True, "x", opener=stage.fleet.opener)
+    except ConfigError as exc:
+        assert exc.exit_code == 2 and exc.message.startswith(
+            "templates/maintenance.html.j2: line 1: syntax error"
+        )
+    else:
+        raise AssertionError("a broken template must fail")
+    assert all(not fake.received for fake in stage.fleet.hosts.values())  # no host was even asked
