@@ -31,7 +31,7 @@ from .eventlog import EventLog, now_iso
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "data"
 TEMPLATE = "maintenance.html.j2"
-_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?")
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?([+-]\d\d:\d\d|Z)?")
 __all__ = ["MaintenanceState", "clean", "describe", "maintenance", "parse_record", "record", "render_page"]
 
 
@@ -69,7 +69,7 @@ def parse_record(raw: str | None) -> MaintenanceState | None:
     if not isinstance(data, dict):
         data = {}
     since = clean(data.get("since"), 40)
-    if since is not None and not _ISO.match(since):
+    if since is not None and not _ISO.fullmatch(since):
         since = None
     return MaintenanceState(since, clean(data.get("reason")), clean(data.get("by"), 80))
 

@@ -62,6 +62,7 @@ def test_the_scripts_really_work_in_a_folder(tmp_path):
          MaintenanceState("2026-12-02T04:30:00+00:00", "db", "ann@box")),
         ("", MaintenanceState()),  # the page without a record: still on
         ("not json", MaintenanceState()),
+        ('{"since": "2026-12-02T04:30:00 and more"}', MaintenanceState()),
         ('["a"]', MaintenanceState()),
         ('{"since": "yesterday", "reason": 5, "by": ["x"]}', MaintenanceState()),
         ('{"reason": "a\\u001b[31mred\\u0007\\u202e\\nb"}', MaintenanceState(reason="a [31mred b")),
