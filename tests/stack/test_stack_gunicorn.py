@@ -81,3 +81,30 @@ def test_deploy_whose_before_switch_hook_fails(gunicorn_app):
     migrate.write_text("#!/bin/sh\necho 'migration 2 failed' >&2\nexit 1\n")
     under_load(gunicorn_app, "gunicorn: before_switch hook fails", "release 1", "deploy", code=1)
     assert gunicorn_app.current() == "releases/1" and gunicorn_app.release_dirs() == [1]
+
+
+@pytest.mark.parametrize("web_hosts", [3], indirect=True)
+def test_rollout_whose_last_batch_fails_its_health_check_moves_every_host_back(gunicorn_app):
+    """The canary and batch 2 are healthy and get release 2's traffic; batch 3 is not, so
+    every host is switched back and after_rollback moves traffic back to release 1 on the
+    two that had moved (their release-1 gunicorn had been stopped: it is started again)."""
+    app = gunicorn_app
+    app.set(rollout={"canary": 1, "batch_size": 1})
+    deploy_ok(app)
+    change_app(
+        app,
+        "def application(environ, start_response):\n",
+        "def application(environ, start_response):\n"
+        '    if os.path.exists(os.path.join(HERE, "..", "..", "shared", "unhealthy")):\n'
+        '        start_response("500 Internal Server Error", [])\n'
+        '        return [b"unhealthy\\n"]\n',
+    )
+    app.sh(2, "touch /srv/hello/shared/unhealthy")  # only the last host: its release 2 fails /up
+    report = under_load(
+        app, "gunicorn: 3 hosts, last batch unhealthy, all switched back", "release 1", "deploy", code=1
+    )
+    assert report["answers"] == ["release 1", "release 2"]  # the canary did serve release 2 meanwhile
+    for index in range(3):
+        assert app.current(index) == "releases/1"
+        assert app.sh(index, "readlink /srv/hello/shared/run/live.sock").strip() == "1.sock"
+        assert app.sh(index, "ls /srv/hello/shared/run/ | grep pid").split() == ["1.pid"]
