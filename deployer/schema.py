@@ -50,6 +50,7 @@ HOOK_PHASES = (
     "after_upload",
     "before_switch",
     "after_switch",
+    "after_healthcheck",
     "after_rollback",
     "on_failure",
 )
@@ -58,6 +59,11 @@ HOOK_DOCS = {
     "after_upload": "Every host has the new release; nothing is switched yet. A failure stops the deploy.",
     "before_switch": "Migrations: a failure switches nothing anywhere and removes the new release.",
     "after_switch": "After each batch switched (restart services); a failure switches every host back.",
+    "after_healthcheck": (
+        "After each batch passed its health check (or right after after_switch without one): move "
+        "traffic to a new app server that was checked before any user reached it. A failure switches "
+        "every host back."
+    ),
     "after_rollback": (
         "After a rollback, or after a failed deploy was switched back, in the release now current."
     ),

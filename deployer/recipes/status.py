@@ -19,6 +19,8 @@ from ..fleet import Fleet, SessionOpener, describe_lock
 from ..layout import Layout
 from ..output import Reporter
 from ..transport import open_session
+from .maintenance import describe as describe_maintenance
+from .maintenance import parse_record as maintenance_state
 
 
 def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
@@ -50,6 +52,7 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
             "current_target": fact.current_raw or None,
             "releases": rows,
             "lock": fact.lock,
+            "maintenance": _maintenance(fact),
         }
     currents = {f.current for f in facts.values()}
     return {
@@ -58,6 +61,11 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
         "hosts": hosts,
         "diverged": len(currents) > 1,
     }
+
+
+def _maintenance(fact: HostFacts) -> dict | None:
+    state = maintenance_state(fact.maintenance)
+    return state.to_dict() if state else None
 
 
 def _shown_status(logged: str, current: bool, state: str) -> str:
@@ -72,7 +80,8 @@ def _shown_status(logged: str, current: bool, state: str) -> str:
 def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict:
     """Print, per host, every release kept: current, status, when, by whom, checksum."""
     with Fleet.connect(config, reporter, opener=opener) as fleet:
-        data = describe_releases(config, fleet.probe())
+        facts_of = fleet.probe()
+        data = describe_releases(config, facts_of)
     for name, host in data["hosts"].items():
         reporter.line(f"{name}  ({config.deploy_to})")
         if not host["releases"]:
@@ -98,6 +107,9 @@ def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_se
             reporter.line(f"  current points to {host['current_target']!r}, which is not a release")
         if host["lock"]:
             reporter.line(f"  locked by {describe_lock(host['lock'])}")
+        state = maintenance_state(facts_of[name].maintenance)
+        if state:
+            reporter.line(f"  {describe_maintenance(state)}")
     if data["diverged"]:
         detail = ", ".join(f"{n}: {h['current']}" for n, h in data["hosts"].items())
         reporter.final(f"hosts DIVERGE on current: {detail}")
@@ -202,6 +214,9 @@ def judge(report: HostCheck, head: str, facts: HostFacts, config: Config) -> Non
         )
     if facts.lock:
         report.problems.append(f"deploy lock held by {describe_lock(facts.lock)}")
+    state = maintenance_state(facts.maintenance)
+    if state:
+        report.notes.append(describe_maintenance(state))
     partial = [n for n, s in facts.releases.items() if s != "complete"]
     if partial:
         report.notes.append(f"incomplete releases (cleanup removes them): {', '.join(map(str, partial))}")

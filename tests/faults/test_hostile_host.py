@@ -323,5 +323,7 @@ def test_a_host_that_prints_without_end_is_stopped(project):
     for index in range(len(project.hosts)):
         assert project.current(index) == "releases/1"
         project.wait_until(
-            lambda i=index: not project.sh(i, "pgrep -u deploy -x yes || true").strip(), "yes to be stopped", 30
+            lambda i=index: not project.sh(i, "pgrep -u deploy -x yes || true").strip(),
+            "yes to be stopped",
+            30,
         )
