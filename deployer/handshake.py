@@ -117,7 +117,7 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
         conn.connect_kwargs["sock"] = end.sock
     started = time.monotonic()
     try:
-        conn.open()
+        _open(conn, end)
     except HostUnreachable:
         raise
     except paramiko.BadHostKeyException as exc:
@@ -139,6 +139,18 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
             raise unreachable(end.who, f"no SSH answer within {timeout:g}s (ssh.connect_timeout)") from None
         raise unreachable(end.who, f"cannot connect ({reason})") from None
     tune(conn)
+
+
+def _open(conn, end: Endpoint) -> None:
+    """Open; on any failure close what was started (the transport's thread, the channel
+    through a bastion, which would otherwise stay open on the bastion's connection)."""
+    try:
+        conn.open()
+    except BaseException:
+        conn.client.close()
+        if end.sock is not None:
+            end.sock.close()
+        raise
 
 
 def tune(conn) -> None:

@@ -212,9 +212,7 @@ def _route(config: Config, host: Host, conn) -> tuple[Hop, ...]:
     that line is dropped whatever we choose: it would trust any bastion key."""
     from_file = conn.ssh_config.get("proxyjump")
     if from_file is not None:
-        conn.gateway = (
-            False  # (ProxyJump wins over a ProxyCommand, as in OpenSSH; one of those stays Fabric's)
-        )
+        conn.gateway = False  # Fabric's gateway for the line (ProxyJump wins over ProxyCommand, as in ssh)
     if from_file is not None and host.proxy_jump is None and config.ssh.proxy_jump is None:
         try:
             if any(hop.host == conn.host for hop in jumps.parse(from_file)):

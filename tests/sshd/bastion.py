@@ -52,7 +52,8 @@ class HiddenFleet:
         return f"deploy@127.0.0.1:{self.bastion.port}"
 
 
-def _docker(*args: str) -> str:
+def docker_cli(*args: str) -> str:
+    """Run the docker CLI; a failure raises with its message."""
     proc = subprocess.run(["docker", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
@@ -87,19 +88,19 @@ def hidden_fleet(
     to it, and optionally ``inner`` bastions on it alone (for chained hops)."""
     fleet_id = f"deployer-test-hidden-{uuid.uuid4().hex[:10]}"
     network = InternalNetwork(fleet_id)
-    _docker("network", "create", "--internal", network.name)
+    docker_cli("network", "create", "--internal", network.name)
     try:
         names = [*aliases, *inner]
         with ThreadPoolExecutor(max_workers=len(names) + 1) as pool:
             bastion = pool.submit(_start, fleet_id, image, public_key, "bastion", None)
             hidden = list(pool.map(lambda a: _start(fleet_id, image, public_key, a, network), names))
             bastion = bastion.result()
-        _docker("network", "connect", network.name, bastion.container_id)
+        docker_cli("network", "connect", network.name, bastion.container_id)
         yield HiddenFleet(network, bastion, hidden[: len(aliases)], hidden[len(aliases) :])
     finally:
         with contextlib.suppress(Exception):
-            ids = _docker("ps", "-aq", "--filter", f"name={fleet_id}-").split()
+            ids = docker_cli("ps", "-aq", "--filter", f"name={fleet_id}-").split()
             if ids:
-                _docker("rm", "-f", *ids)
+                docker_cli("rm", "-f", *ids)
         with contextlib.suppress(Exception):
-            _docker("network", "rm", network.name)
+            docker_cli("network", "rm", network.name)
