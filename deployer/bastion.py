@@ -43,11 +43,10 @@ class _Entry:
 class HopFailed(Exception):
     """A hop could not be opened; ``depth`` says which (1 is the outermost)."""
 
-    def __init__(self, depth: int, problem: str, exit_code: int = HostUnreachable.exit_code) -> None:
+    def __init__(self, depth: int, problem: str) -> None:
         super().__init__(problem)
         self.depth = depth
         self.problem = problem
-        self.exit_code = exit_code
 
 
 @dataclass(eq=False)
@@ -106,10 +105,12 @@ class Pool:
         except HopFailed as exc:
             entry.failure = exc
         except HostUnreachable as exc:
-            entry.failure = HopFailed(len(route), getattr(exc, "problem", exc.message), exc.exit_code)
+            entry.failure = HopFailed(len(route), getattr(exc, "problem", exc.message))
         except Exception as exc:  # whatever it was, the waiting hosts must hear of it too
             entry.failure = HopFailed(len(route), f"{type(exc).__name__}: {exc}")
         finally:
+            if entry.failure is None and entry.conn is None:  # Ctrl-C: nobody may wait for it in vain
+                entry.failure = HopFailed(len(route), "interrupted")
             if entry.failure is not None:
                 entry.failed_at = time.monotonic()
                 if entry.parent is not None:

@@ -140,6 +140,18 @@ def test_a_changed_bastion_key_is_refused_and_nothing_changes(fleet, tmp_path, s
     assert all(not project.exists(i, "") for i in range(3))
 
 
+def test_a_target_behind_the_bastion_is_verified_under_its_own_name(fleet, tmp_path, ssh_key):
+    project = behind(tmp_path, fleet, ssh_key)
+    known = project.root / "known_hosts"
+    known.write_text("".join(l + "\n" for l in known.read_text().splitlines() if not l.startswith("web2 ")))
+    before = logins(fleet)
+    result = run(project, "deploy", "--stage=test", code=4)
+    line = last_line(result)
+    assert line.startswith("error: host web2: unknown host key ssh-ed25519"), line
+    assert new_logins(before, logins(fleet))["web2"] == 0
+    assert all(not project.exists(i, "") for i in range(3))  # no host was touched, web1 and web3 neither
+
+
 def test_accept_new_records_the_bastion_key_like_any_host_key(fleet, tmp_path, ssh_key):
     project = behind(tmp_path, fleet, ssh_key, trust_bastion=False)
     project.set(ssh={"host_key_policy": "accept-new"})
