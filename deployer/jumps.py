@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 NONE = "none"  # OpenSSH's word for "no jump host", also ours
 _HOP = re.compile(
-    r"^(?:(?P<user>[^@\s,/:]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.%-]+)(?::(?P<port>\d+))?$"
+    r"^(?:(?P<user>[^@\s,/:]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>\d+))?$"
 )
 
 

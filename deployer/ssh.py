@@ -56,8 +56,14 @@ class SshSession:
     def transport(self) -> paramiko.Transport:
         return self.connection.transport
 
+    @property
+    def where(self) -> str:
+        """How a lost connection names the host: with the bastions it went through, since
+        the link to any of them may be what dropped."""
+        return f"host {self.host.name}" + (f" (through {jumps.describe(self.route)})" if self.route else "")
+
     def _lost(self, during: str) -> HostUnreachable:
-        return HostUnreachable(f"host {self.host.name}: connection lost {during}")
+        return HostUnreachable(f"{self.where}: connection lost {during}")
 
     def _open(self, script: str):
         self.trace(script)
@@ -67,9 +73,7 @@ class SshSession:
             channel.exec_command(argv("sh", "-c", script))
             channel.script = script
         except Exception as exc:  # paramiko raises several kinds here; all mean the same
-            raise HostUnreachable(
-                f"host {self.host.name}: connection lost ({exc or type(exc).__name__})"
-            ) from None
+            raise HostUnreachable(f"{self.where}: connection lost ({exc or type(exc).__name__})") from None
         return channel
 
     def _collect(self, channel, sink: BinaryIO | None = None) -> Result:
@@ -122,8 +126,7 @@ class SshSession:
                 f"host {self.host.name}: {what} gave no output for {self.timeout:g}s (ssh.command_timeout)"
             )
         return HostUnreachable(
-            f"host {self.host.name}: stopped answering "
-            f"({what} silent for {self.timeout:g}s, ssh.command_timeout)"
+            f"{self.where}: stopped answering ({what} silent for {self.timeout:g}s, ssh.command_timeout)"
         )
 
     def alive(self, timeout: float = 5.0) -> bool:

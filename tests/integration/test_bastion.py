@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -63,15 +64,21 @@ def new_logins(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 
 def test_the_targets_publish_no_port_and_only_the_bastion_reaches_them(fleet):
+    def docker(*args: str):
+        return json.loads(
+            subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+        )
+
     for target in fleet.targets:
-        ports = target.container.get_wrapped_container().attrs["NetworkSettings"]["Ports"]
+        ports = docker("inspect", "-f", "{{json .NetworkSettings.Ports}}", target.container_id)
         assert not ports, f"{target.name} publishes {ports}"
-    network = json.loads(subprocess.run(
-        ["docker", "network", "inspect", fleet.network.name], capture_output=True, text=True, check=True
-    ).stdout)[0]  # fmt: skip
+        networks = docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", target.container_id)
+        assert list(networks) == [fleet.network.name], networks  # not on the default bridge
+    network = docker("network", "inspect", fleet.network.name)[0]
     assert network["Internal"] is True
     members = {c["Name"] for c in network["Containers"].values()}
-    assert fleet.bastion.container.get_wrapped_container().name in members
+    ours = {h.container.get_wrapped_container().name for h in [fleet.bastion, *fleet.targets, *fleet.inner]}
+    assert members == ours
 
 
 def test_deploy_and_rollback_through_the_bastion_with_one_bastion_login_each(fleet, tmp_path, ssh_key):
@@ -192,6 +199,34 @@ def test_a_silent_bastion_fails_within_its_own_connect_timeout(fleet, tmp_path, 
     out = result.stdout + result.stderr
     assert f"host web1 via bastion {jump}: no SSH answer within 2s (ssh.connect_timeout)" in out, out
     assert f"bastion {jump}: FAILED for 3 host(s): web1, web2, web3: no SSH answer" in out, out
+
+
+def test_a_bastion_lost_mid_deploy_is_named_and_nothing_is_switched(fleet, tmp_path, ssh_key, spare):
+    project = behind(tmp_path, fleet, ssh_key)
+    jump = f"deploy@127.0.0.1:{spare.port}"
+    with (project.root / "known_hosts").open("a") as fh:
+        fh.write(spare.host_key_line() + "\n")
+    project.set(
+        ssh={"proxy_jump": jump, "command_timeout": 10},
+        hooks={"before_switch": [{"command": project.barrier_hook("mid")}]},
+    )
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "deploy", "--stage=test"],
+        cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        project.wait_until(lambda: project.reached("mid"), "the hook on every host")
+        subprocess.run(["docker", "kill", spare.container_id], capture_output=True, check=True)
+        out, err = deploy.communicate(timeout=120)
+    finally:
+        deploy.kill()
+        project.release_barrier("mid")
+    assert deploy.returncode == 4, out + err
+    line = err.strip().splitlines()[-1]
+    assert f"(through bastion {jump}): " in line and (
+        "connection lost" in line or "stopped answering" in line
+    ), line
+    assert all(project.current(i) == "" for i in range(3))  # nothing was switched anywhere
 
 
 def test_chained_bastions_each_verified_and_logged_in_to_once(fleet, tmp_path, ssh_key):
