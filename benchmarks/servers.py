@@ -29,7 +29,7 @@ from typing import TypeVar
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from sshd.bastion import docker_cli  # noqa: E402  (needs the path above)
+from sshd.bastion import address_on, docker_cli, seal_resolver  # noqa: E402  (needs the path above)
 from sshd.hosts import SshHost, build_image, make_keypair, start_hosts  # noqa: E402
 
 T = TypeVar("T")
@@ -191,7 +191,9 @@ def stop(hosts: Sequence[BenchHost]) -> None:
 @dataclass
 class Bastion:
     """A bastion in front of the bench hosts: its port is published on 127.0.0.1, and it
-    reaches the hosts on an ``--internal`` Docker network this run creates, by alias."""
+    reaches the hosts on an ``--internal`` Docker network this run creates, by names that
+    its /etc/hosts maps to their addresses there (its resolver answers nothing else, so no
+    DNS query leaves the machine: see ``sshd.bastion.seal_resolver``)."""
 
     host: BenchHost
     network: str
@@ -222,6 +224,9 @@ def start_bastion(hosts: Sequence[BenchHost], key: Path, known_hosts: Path) -> B
         started.append(BenchHost(ssh, docker.from_env().containers.get(ssh.container_id)))
         prepare(started[0])
         docker_cli("network", "connect", network, ssh.container_id)
+        seal_resolver(
+            ssh.container_id, {aliases[h.port]: address_on(h.ssh.container_id, network) for h in hosts}
+        )
     except BaseException:
         stop_bastion(Bastion(started[0], network, {}) if started else None, network)
         raise

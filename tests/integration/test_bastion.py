@@ -79,6 +79,9 @@ def test_the_targets_publish_no_port_and_only_the_bastion_reaches_them(fleet):
     members = {c["Name"] for c in network["Containers"].values()}
     ours = {h.container.get_wrapped_container().name for h in [fleet.bastion, *fleet.targets, *fleet.inner]}
     assert members == ours
+    for hop in [fleet.bastion, *fleet.inner]:  # names from /etc/hosts only: no DNS query can leave
+        assert hop.sh("cat /etc/resolv.conf").strip() == "nameserver 127.0.0.1"
+        assert hop.sh("getent hosts web1").split()[0] == fleet.addresses()["web1"]
 
 
 def test_deploy_and_rollback_through_the_bastion_with_one_bastion_login_each(fleet, tmp_path, ssh_key):
@@ -168,10 +171,11 @@ def test_accept_new_records_the_bastion_key_like_any_host_key(fleet, tmp_path, s
 
 
 @pytest.fixture
-def spare(ssh_image, ssh_key):
-    """A bastion of this test's own, to kill or freeze; removed at the end."""
+def spare(fleet, ssh_image, ssh_key):
+    """A bastion of this test's own in front of the fleet, to kill or freeze; removed at the end."""
     public = (ssh_key.parent / "id_ed25519.pub").read_text().strip()
     host = start_hosts(ssh_image, public, 1)[0]
+    fleet.attach(host)
     yield host
     subprocess.run(["docker", "rm", "-f", host.container_id], capture_output=True)
 
@@ -215,7 +219,10 @@ def test_a_bastion_lost_mid_deploy_is_named_and_nothing_is_switched(fleet, tmp_p
         cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        project.wait_until(lambda: project.reached("mid"), "the hook on every host")
+        project.wait_until(
+            lambda: deploy.poll() is not None or project.reached("mid"), "the hook on every host"
+        )
+        assert deploy.poll() is None, deploy.communicate()
         subprocess.run(["docker", "kill", spare.container_id], capture_output=True, check=True)
         out, err = deploy.communicate(timeout=120)
     finally:

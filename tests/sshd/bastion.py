@@ -3,7 +3,10 @@ published, and a bastion on that network and the default one, published on 127.0
 
 The one address the tests and the deployer connect to is 127.0.0.1 (the bastion's
 published port). The bastion reaches the targets on the ``--internal`` network this
-helper creates, by their network aliases (Docker's embedded DNS); nothing else is contacted.
+helper creates, by their names, which its /etc/hosts maps to their addresses on that
+network; its resolver points at 127.0.0.1, where nothing answers, so no name it is asked
+for can ever become a DNS query leaving the machine (Docker's embedded DNS would forward
+unknown names to the host's upstream servers). Nothing else is contacted.
 Everything started here is removed on the way out, failure or not.
 """
 
@@ -51,6 +54,15 @@ class HiddenFleet:
     def jump(self) -> str:
         return f"deploy@127.0.0.1:{self.bastion.port}"
 
+    def attach(self, bastion: SshHost) -> None:
+        """Put another bastion on the internal network, resolving the names the way the
+        fleet's own does (see :func:`seal_resolver`)."""
+        docker_cli("network", "connect", self.network.name, bastion.container_id)
+        seal_resolver(bastion.container_id, self.addresses())
+
+    def addresses(self) -> dict[str, str]:
+        return {h.alias: address_on(h.container_id, self.network.name) for h in [*self.targets, *self.inner]}
+
 
 def docker_cli(*args: str) -> str:
     """Run the docker CLI; a failure raises with its message."""
@@ -58,6 +70,23 @@ def docker_cli(*args: str) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
     return proc.stdout.strip()
+
+
+def address_on(container_id: str, network: str) -> str:
+    """A container's IPv4 address on ``network``."""
+    return docker_cli(
+        "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', container_id
+    )
+
+
+def seal_resolver(container_id: str, names: dict[str, str]) -> None:
+    """Names resolve from /etc/hosts only: ``names`` (name -> address) are added there and
+    the resolver is pointed at 127.0.0.1 inside the container, where no DNS server runs, so
+    a lookup of any other name fails at once instead of leaving the machine. Run after the
+    last ``docker network connect``, which rewrites /etc/hosts."""
+    lines = "".join(f"{address} {name}\n" for name, address in names.items())
+    script = f"echo 'nameserver 127.0.0.1' > /etc/resolv.conf && printf '%s' '{lines}' >> /etc/hosts"
+    docker_cli("exec", "-u", "root", container_id, "sh", "-c", script)
 
 
 def _start(fleet_id: str, image: str, public_key: str, alias: str, network: InternalNetwork | None):
@@ -95,8 +124,11 @@ def hidden_fleet(
             bastion = pool.submit(_start, fleet_id, image, public_key, "bastion", None)
             hidden = list(pool.map(lambda a: _start(fleet_id, image, public_key, a, network), names))
             bastion = bastion.result()
-        docker_cli("network", "connect", network.name, bastion.container_id)
-        yield HiddenFleet(network, bastion, hidden[: len(aliases)], hidden[len(aliases) :])
+        fleet = HiddenFleet(network, bastion, hidden[: len(aliases)], hidden[len(aliases) :])
+        fleet.attach(bastion)
+        for inner_bastion in fleet.inner:
+            seal_resolver(inner_bastion.container_id, fleet.addresses())
+        yield fleet
     finally:
         with contextlib.suppress(Exception):
             ids = docker_cli("ps", "-aq", "--filter", f"name={fleet_id}-").split()
