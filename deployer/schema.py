@@ -140,6 +140,9 @@ SCHEMA = Map(
                     "port": Int(minimum=1, maximum=65535, doc="SSH port.", default=22),
                     "user": Str(doc="SSH user."),
                     "roles": List(item=Str(), doc="Roles such as web, db.", default=[]),
+                    "proxy_jump": Str(
+                        doc="Bastions for this host, overriding `ssh.proxy_jump`; `none` connects directly."
+                    ),
                 },
                 required=("host",),
             ),
@@ -160,6 +163,11 @@ SCHEMA = Map(
                 "connect_timeout": Number(doc="Seconds to wait for a host to answer.", default=10),
                 "command_timeout": Number(
                     doc="Seconds a remote command may stay silent before it is abandoned.", default=300
+                ),
+                "proxy_jump": Str(
+                    doc="Reach the hosts through bastions: `user@bastion:port`, chained as `a,b`; "
+                    "`none` ignores any `ProxyJump` in ~/.ssh/config. Every hop is verified like a host "
+                    "and logged in to once per task, whatever the number of hosts behind it."
                 ),
             },
         ),

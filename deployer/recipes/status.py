@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .. import commands, git, plan, releaselog
+from .. import commands, git, jumps, plan, releaselog
 from ..config import Config
 from ..errors import ConfigError, DeployerError, DeployFailed
 from ..facts import CHECK_MARKER, HostFacts, parse_probe
@@ -160,6 +160,7 @@ def check(config: Config, reporter: Reporter, opener: SessionOpener = open_sessi
     """Reach every host and verify permissions, free disk and layout; change nothing."""
     script = commands.check(Layout(config.deploy_to), config.shared_files)
     reports: dict[str, HostCheck] = {}
+    routes = _routes(config)
     with Fleet.connect(config, reporter, opener=opener, allow_missing=True) as fleet:
         for name, reason in fleet.unreachable.items():
             reports[name] = HostCheck(name, [reason], unreachable=True)
@@ -170,19 +171,35 @@ def check(config: Config, reporter: Reporter, opener: SessionOpener = open_sessi
                 continue
             head, _, rest = outcome.value.stdout.partition(CHECK_MARKER + "\n")
             judge(report, head, parse_probe(rest), config)
+    hops = jumps.hop_report(routes, {n: r.problems[0] if r.unreachable else None for n, r in reports.items()})
     hosts = {
-        name: {"ok": not r.problems, "unreachable": r.unreachable, "problems": r.problems, "notes": r.notes}
+        name: {"ok": not r.problems, "unreachable": r.unreachable, "problems": r.problems, "notes": r.notes,
+               "via": [jumps.describe(routes[name][:d]) for d in range(1, len(routes.get(name, ())) + 1)]}
         for name, r in reports.items()
-    }
-    reporter.document({"stage": config.stage, "hosts": hosts})
+    }  # fmt: skip
+    reporter.document({"stage": config.stage, "hosts": hosts, "bastions": hops})
     for report in reports.values():
         if report.problems:
             reporter.line(f"{report.name}: {len(report.problems)} problem(s)")
             for problem in report.problems:
                 reporter.line(f"  - {problem}")
         else:
-            reporter.line(f"{report.name}: ok ({'; '.join(report.notes)})")
+            via = [f"via {jumps.describe(routes[report.name])}"] if routes.get(report.name) else []
+            reporter.line(f"{report.name}: ok ({'; '.join(via + report.notes)})")
+    for hop, seen in hops.items():
+        served = f"{len(seen['hosts'])} host(s): {', '.join(seen['hosts'])}"
+        state = f"ok, one login serves {served}" if seen["ok"] else f"FAILED for {served}: {seen['problem']}"
+        reporter.line(f"{hop}: {state}")
     return reports
+
+
+def _routes(config: Config) -> dict:
+    """Each host's bastions (none for a local transport); ~/.ssh/config is read, nothing opened."""
+    if config.transport != "ssh":
+        return {}
+    from ..ssh import routes  # Fabric loads only for SSH stages
+
+    return routes(config)
 
 
 def judge(report: HostCheck, head: str, facts: HostFacts, config: Config) -> None:
