@@ -164,6 +164,11 @@ SCHEMA = Map(
                 "command_timeout": Number(
                     doc="Seconds a remote command may stay silent before it is abandoned.", default=300
                 ),
+                "command_deadline": Number(
+                    doc="Seconds a remote command may run in all, even while it prints "
+                    "(a host that never stops printing is stopped here).",
+                    default=3600,
+                ),
                 "proxy_jump": Str(
                     doc="Reach the hosts through bastions: `user@bastion:port`, chained as `a,b`; "
                     "`none` ignores any `ProxyJump` in ~/.ssh/config. Every hop is verified like a host "

@@ -50,6 +50,7 @@ class SshSession:
         self.timeout = timeout
         self.route = route  # the bastions it is reached through, outermost first
         self.lease = lease
+        self.deadline = float("inf")  # ssh.command_deadline, set by connect()
         self.cancel = threading.Event()
         self.trace = no_trace
 
@@ -82,7 +83,7 @@ class SshSession:
         other) until the command exits; silence longer than the timeout abandons it.
         With a ``sink``, stdout is written there as it arrives instead of kept."""
         out, err = bytearray(), bytearray()
-        quiet_since = time.monotonic()
+        quiet_since = started = time.monotonic()
         while True:
             while channel.recv_ready():
                 data = channel.recv(CHUNK)
@@ -115,6 +116,13 @@ class SshSession:
             elif time.monotonic() - quiet_since > self.timeout:
                 channel.close()
                 raise self._timed_out(channel)
+            if time.monotonic() - started > self.deadline:
+                channel.close()
+                what = describe(getattr(channel, "script", ""))
+                raise CommandTimeout(
+                    f"{self.where}: {what} still running after {self.deadline:g}s "
+                    "(ssh.command_deadline); stopped"
+                )
         code = channel.recv_exit_status()
         channel.close()
         if code == -1 and not self.transport.is_active():
@@ -196,7 +204,7 @@ def connect(config: Config, host: Host) -> SshSession:
     route = _route(config, host, conn)
     if not route:
         open_verified(conn, config, end)
-        return SshSession(host, conn, config.ssh.command_timeout)
+        return _with_deadline(SshSession(host, conn, config.ssh.command_timeout), config)
     lease = _lease(config, host, route)
     try:
         sock = _channel(config, lease.conn, conn.host, int(conn.port or 22), f"host {host.name}", route)
@@ -204,7 +212,12 @@ def connect(config: Config, host: Host) -> SshSession:
     except BaseException:
         lease.release()
         raise
-    return SshSession(host, conn, config.ssh.command_timeout, route, lease)
+    return _with_deadline(SshSession(host, conn, config.ssh.command_timeout, route, lease), config)
+
+
+def _with_deadline(session: SshSession, config: Config) -> SshSession:
+    session.deadline = config.ssh.command_deadline
+    return session
 
 
 def routes(config: Config) -> dict[str, tuple[Hop, ...]]:

@@ -215,7 +215,7 @@ def _ssh(layers: Layers, given: dict | None, transport: str) -> SshOptions:
     identity = values["identity_file"]
     if transport == "ssh" and identity and not Path(os.path.expanduser(identity)).is_file():
         raise layers.error("ssh.identity_file", f"{identity} does not exist")
-    for key in ("connect_timeout", "command_timeout"):
+    for key in ("connect_timeout", "command_timeout", "command_deadline"):
         values[key] = float(values[key])
     _jump(layers, "ssh.proxy_jump", values["proxy_jump"])
     return SshOptions(**values)

@@ -100,6 +100,7 @@ class SshOptions:
     host_key_policy: str
     connect_timeout: float
     command_timeout: float
+    command_deadline: float
     proxy_jump: str | None  # bastions (deployer.jumps); None: ProxyJump from ~/.ssh/config
 
 
