@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Docker engine and debootstrap from Debian, start dockerd if none answers,
-# and build the SSH-server test image. Idempotent: a second run only checks.
+# and build the test images: the plain SSH server, and the web host (nginx + gunicorn) of
+# tests/stack/. Idempotent: a second run only checks (each image is cached by recipe hash).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
@@ -17,3 +18,4 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { tail -30 /var/log/dockerd.log >&2; exit 1; }
 fi
 bash "$(dirname "$0")/../tests/sshd/build-image.sh"
+bash "$(dirname "$0")/../tests/stack/build-image.sh"

@@ -39,6 +39,7 @@ class Sample:
     peak_rss_kib: int = 0
     per_host: list[Counters] = field(default_factory=list)
     first_connection: float | None = None
+    bastion: Counters | None = None  # what the bastion saw, for a deploy through one
     error: str | None = None
     log: Path | None = None
 
@@ -54,12 +55,20 @@ def require_time_binary() -> None:
 
 
 def run_command(
-    tool: Tool, action: str, op: str, run: int, hosts: Sequence[BenchHost], log_dir: Path, timeout: float
+    tool: Tool,
+    action: str,
+    op: str,
+    run: int,
+    hosts: Sequence[BenchHost],
+    log_dir: Path,
+    timeout: float,
+    bastion: BenchHost | None = None,
 ) -> Sample:
     """Run ``tool``'s ``action`` once and return what it cost. Never raises for a tool failure."""
     sample = Sample(tool.name, op, run, log=log_dir / f"{tool.slug}-{slug(op)}-{run}.log")
     tool.settle()
-    before = snapshot(hosts)
+    watched = [*hosts, bastion] if bastion else list(hosts)
+    before = snapshot(watched)
     with tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".txt") as rss, sample.log.open("w") as log:
         argv = [TIME_BINARY, "-f", "%M", "-o", rss.name, *tool.command(action)]
         started_epoch = time.time()
@@ -68,9 +77,11 @@ def run_command(
         sample.wall = time.monotonic() - started
         tool.finished()
         sample.peak_rss_kib = read_rss(Path(rss.name))
-    after = snapshot(hosts)
-    sample.per_host = [a.minus(b) for a, b in zip(after, before, strict=True)]
-    firsts = [c.connection_times[0] for c in sample.per_host if c.connection_times]
+    after = snapshot(watched)
+    seen = [a.minus(b) for a, b in zip(after, before, strict=True)]
+    sample.per_host = seen[: len(hosts)]
+    sample.bastion = seen[len(hosts)] if bastion else None
+    firsts = [t for c in seen for t in c.connection_times if t >= started_epoch]
     sample.first_connection = min(firsts) - started_epoch if firsts else None
     if code != 0:
         sample.error = f"`{' '.join(tool.command(action))}` exited {code}: {tail(sample.log)}"

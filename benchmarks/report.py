@@ -116,7 +116,7 @@ def table(samples: Sequence[Sample], artifact_sizes: dict[str, int]) -> str:
         "| command | metric | ours (min / median) | Capistrano (min / median) | ours / Capistrano |",
         "|---|---|---|---|---|",
     ]
-    for op in ops_in_order(samples):
+    for op in ops_in_order([s for s in samples if s.bastion is None]):
         ours, cap = ok_samples(samples, OURS, op), ok_samples(samples, CAP, op)
         header = f"**{op}** (ours: {runs_note(samples, OURS, op)}; Capistrano: {runs_note(samples, CAP, op)})"
         for index, metric in enumerate(METRICS):
@@ -273,6 +273,38 @@ def scaling(samples: Sequence[Sample], fleet: str) -> str:
     return text
 
 
+def through_bastion(samples: Sequence[Sample], fleet: str) -> str:
+    """Ours to the same hosts through one bastion: logins on the bastion per deploy (one,
+    whatever the number of hosts, is the point), and the cost next to the direct deploy."""
+    ops = ops_in_order([s for s in samples if s.bastion is not None])
+    if not ops:
+        return "not measured (--skip-bastion)"
+    lines = ["| command | metric | ours (min / median) |", "|---|---|---|"]
+    for op in ops:
+        ours = ok_samples(samples, OURS, op)
+        rows = [
+            ("wall time", stat([s.wall for s in ours]), METRICS[0]),
+            ("logins on the bastion per deploy", stat([s.bastion.logins for s in ours]), METRICS[2]),
+            (
+                "TCP connections to the bastion per deploy",
+                stat([s.bastion.connections for s in ours]),
+                METRICS[2],
+            ),
+            ("SSH logins per target host", stat(_per_host("logins")(ours)), METRICS[2]),
+            ("remote commands per target host", stat(_per_host("sessions")(ours)), METRICS[3]),
+            ("peak RSS of the deploying process", stat([s.peak_rss_kib * 1024 for s in ours]), METRICS[5]),
+        ]
+        header = f"**{op}** ({runs_note(samples, OURS, op)})"
+        lines += [
+            f"| {header if i == 0 else ''} | {label} | {cell(st, metric)} |"
+            for i, (label, st, metric) in enumerate(rows)
+        ]
+    direct = median_of(samples, OURS, fleet, METRICS[0].values)
+    lines.append("")
+    lines.append(f"For comparison, ours' {fleet} without a bastion: median {direct:.2f} s." if direct else "")
+    return "\n".join(lines)
+
+
 def failures(samples: Sequence[Sample]) -> str:
     bad = [s for s in samples if not s.ok]
     if not bad:
@@ -361,6 +393,10 @@ def document(
 ### Why a missed target is missed
 
 {why_missed(targets(samples, workloads, fleet))}
+
+## Through a bastion (ours only)
+
+{through_bastion(samples, fleet)}
 
 ## Scaling: {fleet} / first deploy, 1 host (median wall time)
 

@@ -42,6 +42,7 @@ class Plan:
     cap_big_runs: int
     output: Path
     timeout: float
+    bastion_runs: int
 
 
 def parse(argv: list[str]) -> Plan:
@@ -62,6 +63,9 @@ def parse(argv: list[str]) -> Plan:
         help="runs of the 1 GiB deploy for Capistrano (default 2; 0 skips it)",
     )
     parser.add_argument("--skip-big", action="store_true", help="leave out the 1 GiB workload")
+    parser.add_argument(
+        "--skip-bastion", action="store_true", help="leave out the fleet deploy through a bastion"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 runs, 4 hosts, no big workload")
     parser.add_argument(
         "--output",
@@ -81,6 +85,7 @@ def parse(argv: list[str]) -> Plan:
         cap_big_runs=0 if skip_big else args.cap_big_runs,
         output=args.output or (CACHE / "results-quick.md" if args.quick else HERE / "results.md"),
         timeout=args.timeout,
+        bastion_runs=0 if args.skip_bastion else args.runs or 3,
     )
 
 
@@ -92,8 +97,10 @@ def preflight() -> None:
             raise SystemExit(f"`{binary}` not found: apt-get install -y {package}")
 
 
-def measure_all(bench: scenarios.Bench, ours: tools.Tool, cap: tools.Tool, plan: Plan) -> None:
-    """Every scenario, tools taking turns going first."""
+def measure_all(
+    bench: scenarios.Bench, ours: tools.Tool, cap: tools.Tool, plan: Plan, via: servers.Bastion | None
+) -> None:
+    """Every scenario, tools taking turns going first (the bastion one is ours only)."""
     both = [ours, cap]
     print(f"\n1 host: first deploy, identical redeploy, 1% redeploy, rollback ({plan.runs} runs)", flush=True)
     for run in range(1, plan.runs + 1):
@@ -103,6 +110,11 @@ def measure_all(bench: scenarios.Bench, ours: tools.Tool, cap: tools.Tool, plan:
     for run in range(1, plan.runs + 1):
         for tool in scenarios.turns(both, run):
             scenarios.fleet(bench, tool, run, plan.hosts)
+    if via is not None:
+        print(f"\n{plan.hosts} hosts behind one bastion: first deploy, ours only ({plan.bastion_runs} runs)")
+        tool = tools.OursViaBastion(ours.project.parent / "ours-bastion", ours.access, bastion=via)
+        for run in range(1, plan.bastion_runs + 1):
+            scenarios.behind_bastion(bench, tool, run, plan.hosts, via.host)
     if plan.big_runs or plan.cap_big_runs:
         print(
             f"\nbig: first deploy of 1 GiB (ours {plan.big_runs} runs, Capistrano {plan.cap_big_runs})",
@@ -134,14 +146,20 @@ def main(argv: list[str]) -> int:
         hosts, key, known_hosts = servers.start(plan.hosts, folder)
         own = {h.ssh.container_id for h in hosts}
         print(f"  ready in {time.monotonic() - clock:.1f} s (ports {', '.join(str(h.port) for h in hosts)})")
+        via = None
         try:
+            if plan.bastion_runs:
+                via = servers.start_bastion(hosts, key, known_hosts)
+                own.add(via.host.ssh.container_id)
             access = tools.Access(key, known_hosts)
             ours, cap = tools.Ours(folder / "ours", access), tools.Capistrano(folder / "cap", access)
             bench = scenarios.Bench(hosts, built, log_dir, plan.timeout)
-            measure_all(bench, ours, cap, plan)
+            measure_all(bench, ours, cap, plan, via)
             noise_end = report.other_load(own)
         finally:
             print("removing the containers ...", flush=True)
+            if via is not None:
+                servers.stop_bastion(via, via.network)
             servers.stop(hosts)
     finished = datetime.now(timezone.utc)
     text = report.document(
@@ -180,6 +198,9 @@ def notes(plan: Plan, log_dir: Path) -> list[str]:
         "works on every host at once by default.",
         f"Both tools run on the same CPUs as the {plan.hosts} containers' sshd and tar: the fleet figures measure "
         "the machine as much as the tools, for both alike.",
+        "The bastion deploy goes to the same hosts by their names on an `--internal` Docker network that "
+        "only the bastion (published on 127.0.0.1) shares with them; `logins on the bastion` counts its "
+        "`Accepted publickey` lines in its own /var/log/sshd.log.",
         f"Every command's output is kept in `{log_dir.relative_to(HERE.parent)}` (gitignored).",
     ]
 

@@ -33,6 +33,10 @@ def fleet_op(count: int) -> str:
     return f"first deploy, {count} hosts"
 
 
+def bastion_op(count: int) -> str:
+    return f"first deploy, {count} hosts behind one bastion"
+
+
 @dataclass
 class Bench:
     """Shared state of one benchmark run: hosts, workloads, and every sample so far."""
@@ -53,11 +57,13 @@ class Bench:
         deploy_to: str,
         artifact: Workload | None,
         expected: Workload,
+        bastion: BenchHost | None = None,
     ) -> Sample:
-        """Configure (for a deploy), run and measure one command, then check what landed."""
+        """Configure (for a deploy), run and measure one command, then check what landed.
+        With a ``bastion``, its counters are measured too."""
         if artifact is not None:
             tool.configure(hosts, deploy_to, artifact.tarball)
-        sample = run_command(tool, action, op, run, hosts, self.log_dir, self.timeout)
+        sample = run_command(tool, action, op, run, hosts, self.log_dir, self.timeout, bastion)
         if sample.ok:
             sample.error = content_problem(hosts, f"{deploy_to}/current", expected, tool.metadata_files)
         self.samples.append(sample)
@@ -116,6 +122,17 @@ def fleet(bench: Bench, tool: Tool, run: int, count: int) -> None:
         remove(hosts, deploy_to)
 
 
+def behind_bastion(bench: Bench, tool: Tool, run: int, count: int, bastion: BenchHost) -> None:
+    """First deploy of ``app`` to ``count`` hosts, every one reached through ``bastion``."""
+    hosts = bench.hosts[:count]
+    deploy_to = f"/srv/{tool.slug}-{run}"
+    app = bench.workloads["app"]
+    try:
+        bench.step(tool, "deploy", bastion_op(count), run, hosts, deploy_to, app, app, bastion)
+    finally:
+        remove(hosts, deploy_to)
+
+
 def big(bench: Bench, tool: Tool, run: int) -> None:
     """First deploy of the 1 GiB ``big`` workload to one host."""
     hosts = bench.hosts[:1]
@@ -137,8 +154,9 @@ def progress(sample: Sample) -> None:
     if sample.ok:
         logins = sorted({c.logins for c in sample.per_host})
         rx = sum(c.rx_bytes for c in sample.per_host) / max(1, len(sample.per_host))
+        via = f"  bastion logins {sample.bastion.logins}" if sample.bastion else ""
         text = (
-            f"{sample.wall:6.2f} s  logins/host {','.join(map(str, logins))}  "
+            f"{sample.wall:6.2f} s  logins/host {','.join(map(str, logins))}{via}  "
             f"received/host {human(rx)}  peak RSS {sample.peak_rss_kib / 1024:.0f} MiB"
         )
     else:

@@ -6,16 +6,19 @@ Two things are added for measuring, both from outside SSH so they cost the tools
 * ``/srv`` is a tmpfs (deploy_to lives there), so server-side disk speed does not add noise;
 * sshd logs at ``LogLevel VERBOSE`` (a drop-in plus SIGHUP), so every TCP connection
   ("Connection from"), login ("Accepted publickey") and remote command ("Starting
-  session") is a line in ``docker logs``, timestamped by Docker.
+  session") is a line in sshd's own /var/log/sshd.log (counted) and, copied, in
+  ``docker logs`` (timestamped by Docker: the time of the first connection).
 
-Counters are read with the Docker API (logs, ``exec``), never over SSH, and every
+Counters are read with the Docker API (``exec``, logs), never over SSH, and every
 address involved is 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +29,8 @@ from typing import TypeVar
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from sshd.hosts import SshHost, build_image, make_keypair, start_hosts  # noqa: E402  (needs the path above)
+from sshd.bastion import address_on, docker_cli, seal_resolver  # noqa: E402  (needs the path above)
+from sshd.hosts import SshHost, build_image, make_keypair, start_hosts  # noqa: E402
 
 T = TypeVar("T")
 TMPFS_BYTES = 3 * 1024**3
@@ -75,19 +79,38 @@ class BenchHost:
             )
         return text
 
-    def counters(self) -> Counters:
-        """Count sshd's log lines and read eth0's received bytes (includes SSH framing)."""
-        log = self.docker_container.logs(stdout=True, stderr=True, timestamps=True).decode(errors="replace")
-        lines = log.splitlines()
-        times = tuple(_stamp(line) for line in lines if " Connection from " in line)
-        rx = int(self.exec("cat /sys/class/net/eth0/statistics/rx_bytes").strip())
+    def counters(self, timeout: float = 10) -> Counters:
+        """Count sshd's own log lines and read eth0's received bytes (includes SSH framing).
+
+        The counts come from /var/log/sshd.log (and .1, earlier boots), which sshd writes
+        itself before a session starts, as ``SshHost.logins`` reads it: ``docker logs`` is
+        copied asynchronously and can lag. Only the connection times are taken from
+        ``docker logs`` (the file has no timestamps), once it has caught up with the file."""
+        text = self.exec(
+            "cat /var/log/sshd.log.1 /var/log/sshd.log; echo; cat /sys/class/net/eth0/statistics/rx_bytes",
+            user="root",
+        )
+        *lines, rx = text.rstrip("\n").split("\n")
+        connections = sum(" Connection from " in f" {line}" for line in lines)
         return Counters(
             logins=sum("Accepted publickey" in line for line in lines),
-            connections=len(times),
-            sessions=sum(" Starting session:" in line for line in lines),
-            rx_bytes=rx,
-            connection_times=times,
+            connections=connections,
+            sessions=sum("Starting session:" in line for line in lines),
+            rx_bytes=int(rx.strip()),
+            connection_times=self._connection_times(connections, timeout),
         )
+
+    def _connection_times(self, count: int, timeout: float) -> tuple[float, ...]:
+        """Docker's timestamps of the "Connection from" lines, waiting (bounded) until the
+        copy in ``docker logs`` holds as many as sshd's own file."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.docker_container.logs(stdout=True, stderr=True, timestamps=True)
+            lines = log.decode(errors="replace").splitlines()
+            times = tuple(_stamp(line) for line in lines if " Connection from " in line)
+            if len(times) >= count or time.monotonic() > deadline:
+                return times
+            time.sleep(0.05)
 
     def host_key_line(self) -> str:
         return self.ssh.host_key_line()
@@ -163,3 +186,64 @@ def remove(hosts: Sequence[BenchHost], path: str) -> None:
 def stop(hosts: Sequence[BenchHost]) -> None:
     """Remove the containers this run started (and only those)."""
     parallel(hosts, lambda h: h.ssh.stop())
+
+
+@dataclass
+class Bastion:
+    """A bastion in front of the bench hosts: its port is published on 127.0.0.1, and it
+    reaches the hosts on an ``--internal`` Docker network this run creates, by names that
+    its /etc/hosts maps to their addresses there (its resolver answers nothing else, so no
+    DNS query leaves the machine: see ``sshd.bastion.seal_resolver``)."""
+
+    host: BenchHost
+    network: str
+    aliases: dict[int, str]  # a bench host's published port -> its name on the network
+
+    @property
+    def jump(self) -> str:
+        return f"deploy@127.0.0.1:{self.host.port}"
+
+
+def start_bastion(hosts: Sequence[BenchHost], key: Path, known_hosts: Path) -> Bastion:
+    """Put ``hosts`` on a new internal network (as ``bench1``...), start a bastion on it and
+    on the default network, and add the bastion's and the aliases' keys to known_hosts."""
+    import docker
+
+    network = f"deployer-bench-internal-{uuid.uuid4().hex[:10]}"
+    docker_cli("network", "create", "--internal", network)
+    started: list[BenchHost] = []
+    try:
+        aliases = {h.port: f"bench{i}" for i, h in enumerate(hosts, 1)}
+        parallel(
+            hosts,
+            lambda h: docker_cli(
+                "network", "connect", "--alias", aliases[h.port], network, h.ssh.container_id
+            ),
+        )
+        ssh = start_hosts(build_image(), key.with_suffix(".pub").read_text().strip(), 1)[0]
+        started.append(BenchHost(ssh, docker.from_env().containers.get(ssh.container_id)))
+        prepare(started[0])
+        docker_cli("network", "connect", network, ssh.container_id)
+        seal_resolver(
+            ssh.container_id, {aliases[h.port]: address_on(h.ssh.container_id, network) for h in hosts}
+        )
+    except BaseException:
+        stop_bastion(Bastion(started[0], network, {}) if started else None, network)
+        raise
+    with known_hosts.open("a") as fh:
+        fh.write(started[0].host_key_line() + "\n")
+        for host in hosts:
+            key_type, key_text = host.exec("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+            fh.write(f"{aliases[host.port]} {key_type} {key_text}\n")
+    return Bastion(started[0], network, aliases)
+
+
+def stop_bastion(bastion: Bastion | None, network: str) -> None:
+    """Remove the bastion this run started and its network (the hosts leave it first)."""
+    if bastion is not None:
+        bastion.host.ssh.stop()
+    proc = subprocess.run(["docker", "network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", network],
+                          capture_output=True, text=True)  # fmt: skip
+    for name in proc.stdout.split():
+        subprocess.run(["docker", "network", "disconnect", "-f", network, name], capture_output=True)
+    subprocess.run(["docker", "network", "rm", network], capture_output=True)

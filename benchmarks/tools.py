@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 import yaml
-from servers import REPO, BenchHost
+from servers import REPO, Bastion, BenchHost
 
 HERE = Path(__file__).resolve().parent
 KEEP_RELEASES = 5
@@ -76,19 +76,24 @@ class Ours:
             "transport": "ssh",
             "deploy_to": deploy_to,
             "parallel": len(hosts),
-            "hosts": [
-                {"host": "127.0.0.1", "port": h.port, "user": "deploy", "roles": ["web"]} for h in hosts
-            ],
+            "hosts": [self.host_entry(h) for h in hosts],
             "ssh": {
                 "identity_file": str(self.access.key),
                 "known_hosts": str(self.access.known_hosts),
                 "host_key_policy": "strict",
                 "connect_timeout": 10,
                 "command_timeout": 600,
+                **self.ssh_extra(),
             },
         }
         (self.project / "config" / "deploy.yml").write_text(yaml.safe_dump(defaults, sort_keys=False))
         (self.project / "config" / "bench.yml").write_text(yaml.safe_dump(stage, sort_keys=False))
+
+    def host_entry(self, host: BenchHost) -> dict:
+        return {"host": "127.0.0.1", "port": host.port, "user": "deploy", "roles": ["web"]}
+
+    def ssh_extra(self) -> dict:
+        return {}
 
     def command(self, action: str) -> list[str]:
         return [sys.executable, "-m", "invoke", action, "--stage=bench"]
@@ -98,6 +103,23 @@ class Ours:
 
     def finished(self) -> None:
         pass
+
+
+@dataclass
+class OursViaBastion(Ours):
+    """The same, with every host reached through one bastion (``ssh.proxy_jump``), by its
+    name on the bastion's internal network."""
+
+    bastion: Bastion | None = None
+    slug: str = "ours-bastion"
+
+    def host_entry(self, host: BenchHost) -> dict:
+        assert self.bastion is not None
+        return {"host": self.bastion.aliases[host.port], "user": "deploy", "roles": ["web"]}
+
+    def ssh_extra(self) -> dict:
+        assert self.bastion is not None
+        return {"proxy_jump": self.bastion.jump}
 
 
 CAPFILE = """\

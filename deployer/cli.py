@@ -9,7 +9,6 @@ modules (Fabric, Paramiko, Jinja2) are imported only by the task that needs them
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json as jsonlib
 import os
@@ -22,6 +21,8 @@ from typing import Any
 from invoke import Collection, Exit, Task
 
 from .errors import ConfigError, DeployerError
+from .recipes.summary import print_summary
+from .targets import select_hosts
 from .untrusted import one_line
 
 EXIT_CODES = (
@@ -97,25 +98,17 @@ class TaskSpec:
 def _deploy(call: Call, config, reporter) -> None:
     from .recipes.deploy import deploy
 
-    summary = deploy(
-        config,
-        reporter,
-        force_unlock=call["force_unlock"],
-        dry_run=call["dry_run"],
-        ref=call["ref"],
-        force=call["force"],
-    )
-    _summary(reporter, summary)
+    flags = {name: call[name] for name in ("force_unlock", "dry_run", "ref", "force")}
+    print_summary(reporter, deploy(config, reporter, **flags))
 
 
 def _rollback(call: Call, config, reporter) -> None:
-    from .recipes.rollback import rollback
+    from .recipes.rollback import ask_reason, rollback
 
-    reason = call["reason"]
-    if reason is None and sys.stdin.isatty() and not call["json"] and not call["dry_run"]:
-        reason = input("why roll back? (recorded in the release log; empty for no reason) ")
-    reason = one_line(reason or "").strip()[:500] or None
-    _summary(reporter, rollback(config, reporter, call.number("to"), dry_run=call["dry_run"], reason=reason))
+    reason = ask_reason(call["reason"], may_ask=not call["json"] and not call["dry_run"])
+    print_summary(
+        reporter, rollback(config, reporter, call.number("to"), dry_run=call["dry_run"], reason=reason)
+    )
 
 
 def _check_promote(call: Call) -> None:
@@ -137,7 +130,7 @@ def _promote(call: Call, target, reporter) -> None:
         unverified=call["unverified"],
         force=call["force"],
     )
-    _summary(reporter, summary)
+    print_summary(reporter, summary)
 
 
 def _releases(call: Call, config, reporter) -> None:
@@ -209,6 +202,17 @@ def _destroy(call: Call, config, reporter) -> None:
     destroy(config, reporter)
 
 
+def _check_maintenance(call: Call) -> None:
+    if bool(call["on"]) == bool(call["off"]) or (call["reason"] is not None and not call["on"]):
+        raise Exit("error: maintenance: give either --on (optionally with --reason=TEXT) or --off", 2)
+
+
+def _maintenance(call: Call, config, reporter) -> None:
+    from .recipes.maintenance import maintenance
+
+    maintenance(config, reporter, bool(call["on"]), call["reason"], dry_run=bool(call["dry_run"]))
+
+
 def _unlock(call: Call, config, reporter) -> None:
     from .recipes.admin import unlock
 
@@ -234,20 +238,21 @@ OWN = {  # flags only some tasks take
     "schedule": Flag(False, "Install on each host a systemd timer (or cron entry) that cleans up regularly."),
     "unschedule": Flag(False, "Remove that scheduled cleanup."),
     "yes": Flag(False, "Really remove the instance."),
-    "reason": Flag(None, "Why (recorded in the release log; asked on a terminal when missing)."),
-    "force": Flag(
-        False, "Ship an artifact that was rolled back or failed its health check or watch on this stage."
-    ),
+    "rollback_reason": Flag(None, "Why (recorded in the release log; asked on a terminal when missing)."),
+    "force": Flag(False, "Ship an artifact that was rolled back (or failed its checks) on this stage."),
     "since": Flag("30d", "Start of the window: a span before now (30d, 12h, 2w) or an ISO date."),
     "until": Flag(None, "End of the window (default now): an ISO date or time."),
     "html": Flag(None, "Also write a self-contained HTML dashboard to this file."),
+    "on": Flag(False, "Put up the maintenance page (shared/maintenance.html) on every host."),
+    "off": Flag(False, "Take the maintenance page down."),
+    "reason": Flag(None, "With --on: why, shown on the page, by releases and check, and in history."),
 }
 
 
 def _own(*names: str) -> dict[str, Flag]:
     """Own flags by name; ``to_stage`` and ``compare`` are ``--to`` and ``--ref`` with
     another meaning."""
-    renamed = {"to_stage": "to", "compare": "ref"}
+    renamed = {"to_stage": "to", "compare": "ref", "rollback_reason": "reason"}
     return {renamed.get(n, n): OWN[n] for n in names}
 
 
@@ -260,7 +265,7 @@ TASKS = (
     TaskSpec(
         "rollback", "Switch every host back to the previous good release, instantly (no upload).",
         ("stage", "instance", "to", "reason", "hosts", "roles", "dry_run", *OUTPUT), _rollback,
-        own=_own("to", "reason"),
+        own=_own("to", "rollback_reason"),
         numbers=("to",),
     ),
     TaskSpec(
@@ -300,6 +305,11 @@ TASKS = (
         (*TARGET, "yes"), _destroy, own=_own("yes"),
     ),
     TaskSpec(
+        "maintenance", "Put up (--on) or take down (--off) the maintenance page; takes no deploy lock.",
+        (*TARGET, "on", "off", "reason", "dry_run", *OUTPUT), _maintenance, own=_own("on", "off", "reason"),
+        check=_check_maintenance,
+    ),
+    TaskSpec(
         "unlock", "Break a stale deploy lock on every host, showing who held it and since when.",
         TARGET, _unlock,
     ),
@@ -332,33 +342,6 @@ def _stage(root: Path, stage: str | None) -> str:
     return chosen
 
 
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
-def select_hosts(config, hosts: str | None, roles: str | None):
-    """Narrow a stage to ``--hosts`` / ``--roles`` (as Capistrano's HOSTS= and ROLES=)."""
-    wanted, wanted_roles = _split(hosts), set(_split(roles))
-    if not wanted and not wanted_roles:
-        return config
-    known = {h.name for h in config.hosts} | {h.host for h in config.hosts}
-    unknown = [w for w in wanted if w not in known]
-    if unknown:
-        names = ", ".join(h.name for h in config.hosts)
-        raise ConfigError(f"--hosts: {unknown[0]} is not a host of stage {config.stage} (hosts: {names})")
-    chosen = tuple(
-        h
-        for h in config.hosts
-        if (not wanted or h.name in wanted or h.host in wanted)
-        and (not wanted_roles or wanted_roles & set(h.roles))
-    )
-    if not chosen:
-        raise ConfigError(
-            f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}"
-        )
-    return dataclasses.replace(config, hosts=chosen, subset=len(chosen) < len(config.hosts))
-
-
 def _run(root: Path, opts: Options, action: Callable):
     """Load config, run the action, and turn every failure into ``Exit`` with one line."""
     from . import config as cfg
@@ -377,6 +360,8 @@ def _run(root: Path, opts: Options, action: Callable):
         raise Exit(f"error: {message}", exc.exit_code) from None
     except KeyboardInterrupt:
         raise Exit("error: interrupted", 130) from None
+    except Exit:
+        raise  # a task's own usage error, already one line
     except Exception as exc:
         if os.environ.get("DEPLOYER_DEBUG"):
             raise
@@ -384,24 +369,6 @@ def _run(root: Path, opts: Options, action: Callable):
         raise Exit(f"error: internal error: {message} (a bug: DEPLOYER_DEBUG=1 shows where)", 1) from None
     finally:
         reporter.end_progress()
-
-
-def _summary(reporter, summary) -> None:
-    reporter.table(
-        ["host", "release", "previous", "status", "time"],
-        [
-            [r.host, r.release, "-" if r.previous is None else r.previous, r.status, f"{r.seconds:.2f}s"]
-            for r in summary.rows
-        ],
-        final=True,
-    )
-    what = "dry run of " if summary.dry_run else ""
-    if summary.command == "rollback":
-        done = f"{what}rollback of {summary.stage} to release {summary.release}"
-    else:
-        done = f"{what}{summary.command} of release {summary.release} to {summary.stage}"
-    reporter.final(f"{done}: done in {summary.seconds:.2f}s")
-    reporter.document(summary.to_dict())
 
 
 def _options(spec: TaskSpec, call: Call) -> Options:

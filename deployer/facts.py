@@ -29,6 +29,7 @@ class HostFacts:
     foreign: list[str] = field(default_factory=list)
     tmp_links: list[str] = field(default_factory=list)
     lock: dict | None = None
+    maintenance: str | None = None  # the raw record while maintenance is on (untrusted)
     log: list[releaselog.Event] = field(default_factory=list)
 
     @property
@@ -59,6 +60,8 @@ def parse_probe(output: str) -> HostFacts:
             facts.tmp_links.append(rest)  # an odd name is not one of ours: never removed
         elif tag == "lock":
             facts.lock = parse_lock_info(rest)
+        elif tag == "maintenance":
+            facts.maintenance = rest
     facts.log = releaselog.parse(log_text)
     return facts
 

@@ -1,10 +1,11 @@
 """Which releases went wrong, when and why, read from the release log (pure, no I/O).
 
 A release is *bad* when a person rolled back from it (``rolled-back``) or when the tool
-switched it back on its own: its health check, its ``after_switch`` hooks or its watch
-window failed after hosts were switched (a ``failed`` event with a ``cause``). A deploy
-that failed before any switch (a lost connection, a failed migration) never went live
-and says nothing about the artifact, so it is not bad.
+switched it back on its own: its health check, its ``after_switch`` or
+``after_healthcheck`` hooks or its watch window failed after hosts were switched (a
+``failed`` event with a ``cause``). A deploy that failed before any switch (a lost
+connection, a failed migration) never went live and says nothing about the artifact, so
+it is not bad.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from . import releaselog
 
 # The causes the tool records when it switches a release back by itself.
 HEALTHCHECK, AFTER_SWITCH, WATCH, ROLLBACK = "healthcheck", "after_switch", "watch", "rollback"
+AFTER_HEALTHCHECK = "after_healthcheck"
+SWITCHED_BACK = (HEALTHCHECK, AFTER_SWITCH, AFTER_HEALTHCHECK, WATCH)
 # Causes that condemn the artifact itself: deploy and promote refuse it afterwards.
 REFUSED_CAUSES = frozenset({HEALTHCHECK, WATCH, ROLLBACK})
 
@@ -40,7 +43,7 @@ def cause_of(event: releaselog.Event) -> str | None:
         return ROLLBACK
     if event.status == releaselog.FAILED:
         cause = event.note("cause")
-        return cause if cause in (HEALTHCHECK, AFTER_SWITCH, WATCH) else None
+        return cause if cause in SWITCHED_BACK else None
     return None
 
 

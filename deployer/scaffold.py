@@ -41,6 +41,7 @@ hooks:
 ssh:
   known_hosts: ~/.ssh/known_hosts
   host_key_policy: strict       # an unknown or changed host key is refused
+  # proxy_jump: deploy@bastion.example.com:22   # hosts only a bastion reaches (verified the same way)
 vars:
   greeting: Hello
 """

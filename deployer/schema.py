@@ -50,6 +50,7 @@ HOOK_PHASES = (
     "after_upload",
     "before_switch",
     "after_switch",
+    "after_healthcheck",
     "after_rollback",
     "on_failure",
 )
@@ -58,6 +59,11 @@ HOOK_DOCS = {
     "after_upload": "Every host has the new release; nothing is switched yet. A failure stops the deploy.",
     "before_switch": "Migrations: a failure switches nothing anywhere and removes the new release.",
     "after_switch": "After each batch switched (restart services); a failure switches every host back.",
+    "after_healthcheck": (
+        "After each batch passed its health check (or right after after_switch without one): move "
+        "traffic to a new app server that was checked before any user reached it. A failure switches "
+        "every host back."
+    ),
     "after_rollback": (
         "After a rollback, or after a failed deploy was switched back, in the release now current."
     ),
@@ -148,6 +154,9 @@ SCHEMA = Map(
                     "port": Int(minimum=1, maximum=65535, doc="SSH port.", default=22),
                     "user": Str(doc="SSH user."),
                     "roles": List(item=Str(), doc="Roles such as web, db.", default=[]),
+                    "proxy_jump": Str(
+                        doc="Bastions for this host, overriding `ssh.proxy_jump`; `none` connects directly."
+                    ),
                 },
                 required=("host",),
             ),
@@ -168,6 +177,16 @@ SCHEMA = Map(
                 "connect_timeout": Number(doc="Seconds to wait for a host to answer.", default=10),
                 "command_timeout": Number(
                     doc="Seconds a remote command may stay silent before it is abandoned.", default=300
+                ),
+                "command_deadline": Number(
+                    doc="Seconds a remote command may run in all, even while it prints "
+                    "(a host that never stops printing is stopped here).",
+                    default=3600,
+                ),
+                "proxy_jump": Str(
+                    doc="Reach the hosts through bastions: `user@bastion:port`, chained as `a,b`; "
+                    "`none` ignores any `ProxyJump` in ~/.ssh/config. Every hop is verified like a host "
+                    "and logged in to once per task, whatever the number of hosts behind it."
                 ),
             },
         ),

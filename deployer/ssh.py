@@ -2,23 +2,27 @@
 
 Every step is a new channel on it (a few milliseconds with ``TCP_NODELAY``), and an
 upload is one stream into ``tar`` on a single channel, never one SFTP call per file.
-Host keys come from the configured known_hosts file only; a changed key is refused.
+Host keys come from the configured known_hosts file only; a changed key is refused. A host
+behind bastions (``proxy_jump``) is reached over a ``direct-tcpip`` channel of one shared,
+equally verified connection per bastion (:mod:`deployer.bastion`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import select
-import socket
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO
 
+from . import jumps
+from .bastion import POOL, HopFailed, Lease
 from .config import Config, Host
-from .errors import CommandTimeout, DeployFailed, HostUnreachable, Interrupted
+from .errors import CommandTimeout, ConfigError, DeployFailed, HostUnreachable, Interrupted
+from .handshake import Endpoint, connection, open_verified, unreachable
+from .jumps import Hop
 from .shell import argv
 from .transport import Progress, Result, describe, no_trace
 
@@ -38,10 +42,15 @@ MAX_OUTPUT = 64 * 2**20  # bytes of output kept from one command (a fetch stream
 class SshSession:
     """One SSH connection to a host, reused for every step of a task."""
 
-    def __init__(self, host: Host, connection, timeout: float) -> None:
+    def __init__(
+        self, host: Host, connection, timeout: float, route: tuple[Hop, ...] = (), lease: Lease | None = None
+    ) -> None:
         self.host = host
         self.connection = connection
         self.timeout = timeout
+        self.route = route  # the bastions it is reached through, outermost first
+        self.lease = lease
+        self.deadline = float("inf")  # ssh.command_deadline, set by connect()
         self.cancel = threading.Event()
         self.trace = no_trace
 
@@ -49,8 +58,14 @@ class SshSession:
     def transport(self) -> paramiko.Transport:
         return self.connection.transport
 
+    @property
+    def where(self) -> str:
+        """How a lost connection names the host: with the bastions it went through, since
+        the link to any of them may be what dropped."""
+        return f"host {self.host.name}" + (f" (through {jumps.describe(self.route)})" if self.route else "")
+
     def _lost(self, during: str) -> HostUnreachable:
-        return HostUnreachable(f"host {self.host.name}: connection lost {during}")
+        return HostUnreachable(f"{self.where}: connection lost {during}")
 
     def _open(self, script: str):
         self.trace(script)
@@ -60,9 +75,7 @@ class SshSession:
             channel.exec_command(argv("sh", "-c", script))
             channel.script = script
         except Exception as exc:  # paramiko raises several kinds here; all mean the same
-            raise HostUnreachable(
-                f"host {self.host.name}: connection lost ({exc or type(exc).__name__})"
-            ) from None
+            raise HostUnreachable(f"{self.where}: connection lost ({exc or type(exc).__name__})") from None
         return channel
 
     def _collect(self, channel, sink: BinaryIO | None = None) -> Result:
@@ -70,7 +83,7 @@ class SshSession:
         other) until the command exits; silence longer than the timeout abandons it.
         With a ``sink``, stdout is written there as it arrives instead of kept."""
         out, err = bytearray(), bytearray()
-        quiet_since = time.monotonic()
+        quiet_since = started = time.monotonic()
         while True:
             while channel.recv_ready():
                 data = channel.recv(CHUNK)
@@ -103,6 +116,13 @@ class SshSession:
             elif time.monotonic() - quiet_since > self.timeout:
                 channel.close()
                 raise self._timed_out(channel)
+            if time.monotonic() - started > self.deadline:
+                channel.close()
+                what = describe(getattr(channel, "script", ""))
+                raise CommandTimeout(
+                    f"{self.where}: {what} still running after {self.deadline:g}s "
+                    "(ssh.command_deadline); stopped"
+                )
         code = channel.recv_exit_status()
         channel.close()
         if code == -1 and not self.transport.is_active():
@@ -125,8 +145,7 @@ class SshSession:
                 f"host {self.host.name}: {what} gave no output for {self.timeout:g}s (ssh.command_timeout)"
             )
         return HostUnreachable(
-            f"host {self.host.name}: stopped answering "
-            f"({what} silent for {self.timeout:g}s, ssh.command_timeout)"
+            f"{self.where}: stopped answering ({what} silent for {self.timeout:g}s, ssh.command_timeout)"
         )
 
     def alive(self, timeout: float = 5.0) -> bool:
@@ -171,111 +190,106 @@ class SshSession:
 
     def close(self) -> None:
         self.connection.close()
-
-
-def known_hosts_name(host: str, port: int) -> str:
-    """How OpenSSH names a host in known_hosts."""
-    return host if port == 22 else f"[{host}]:{port}"
-
-
-_KNOWN_HOSTS_LOCK = threading.Lock()
-
-
-def _host_key_policy(known_hosts: Path, policy: str, name: str):
-    import paramiko
-
-    class Policy(paramiko.MissingHostKeyPolicy):
-        """strict refuses unknown keys; accept-new records them. A changed key never gets
-        here: paramiko raises BadHostKeyException before asking any policy."""
-
-        def missing_host_key(self, client, hostname, key):
-            if policy != "accept-new":
-                raise HostUnreachable(
-                    f"host {name}: unknown host key {key.get_name()} {key.fingerprint} "
-                    f"(not in {known_hosts}, ssh.host_key_policy is strict); "
-                    f"verify it and add it to {known_hosts}"
-                )
-            with _KNOWN_HOSTS_LOCK:
-                known_hosts.parent.mkdir(parents=True, exist_ok=True)
-                with known_hosts.open("a", encoding="ascii") as fh:
-                    fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
-                os.chmod(known_hosts, 0o600)
-
-    return Policy()
+        if self.lease is not None:
+            lease, self.lease = self.lease, None
+            lease.release()
 
 
 def connect(config: Config, host: Host) -> SshSession:
-    """Open one verified SSH connection to ``host``. Raises HostUnreachable naming it."""
-    conn = _connection(config, host)
-    _open_verified(conn, config, host)
-    sock = conn.transport.sock
-    if isinstance(sock, socket.socket):
-        # Without this each small command waits on Nagle + delayed ACK (~40 ms).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn.transport.set_keepalive(15)
-    return SshSession(host, conn, config.ssh.command_timeout)
-
-
-def _connection(config: Config, host: Host):
-    """A Fabric connection, not yet open, whose host keys come from the configured
-    known_hosts file only (read-only; Fabric's AutoAddPolicy is replaced)."""
-    import paramiko
-    from fabric import Connection
-
-    opts = config.ssh
-    known_hosts = Path(os.path.expanduser(opts.known_hosts))
-    connect_kwargs: dict = {
-        "banner_timeout": opts.connect_timeout,
-        "auth_timeout": opts.connect_timeout,
-        "channel_timeout": opts.connect_timeout,
-    }
-    if opts.identity_file:
-        connect_kwargs["key_filename"] = [os.path.expanduser(opts.identity_file)]
-    conn = Connection(
-        host.host,
-        user=host.user,
-        port=host.port,
-        connect_timeout=max(1, int(opts.connect_timeout)),
-        connect_kwargs=connect_kwargs,
-    )
-    client = conn.client
-    client._system_host_keys = paramiko.HostKeys()
-    if known_hosts.is_file():
-        try:
-            client.load_system_host_keys(str(known_hosts))
-        except (OSError, paramiko.SSHException) as exc:
-            raise HostUnreachable(f"ssh.known_hosts: cannot read {known_hosts}: {exc}") from None
-    client.set_missing_host_key_policy(_host_key_policy(known_hosts, opts.host_key_policy, host.name))
-    return conn
-
-
-def _open_verified(conn, config: Config, host: Host) -> None:
-    """Open the connection; every way it can fail becomes one HostUnreachable line."""
-    import paramiko
-
-    name, timeout = host.name, config.ssh.connect_timeout
-    known_hosts = Path(os.path.expanduser(config.ssh.known_hosts))
-    started = time.monotonic()
+    """Open one verified SSH connection to ``host``, through its bastions if it has any
+    (each verified the same way, one shared connection per bastion). Raises
+    HostUnreachable naming the host and, if one failed, the bastion."""
+    end = Endpoint(f"host {host.name}", host.host, host.port, host.user)
+    conn = connection(config, end)
+    route = _route(config, host, conn)
+    if not route:
+        open_verified(conn, config, end)
+        return _with_deadline(SshSession(host, conn, config.ssh.command_timeout), config)
+    lease = _lease(config, host, route)
     try:
-        conn.open()
-    except HostUnreachable:
+        sock = _channel(config, lease.conn, conn.host, int(conn.port or 22), f"host {host.name}", route)
+        open_verified(conn, config, replace(end, sock=sock))
+    except BaseException:
+        lease.release()
         raise
-    except paramiko.BadHostKeyException as exc:
+    return _with_deadline(SshSession(host, conn, config.ssh.command_timeout, route, lease), config)
+
+
+def _with_deadline(session: SshSession, config: Config) -> SshSession:
+    session.deadline = config.ssh.command_deadline
+    return session
+
+
+def routes(config: Config) -> dict[str, tuple[Hop, ...]]:
+    """Each host's bastions as :func:`connect` chooses them (reads ~/.ssh/config, opens nothing)."""
+    found = {}
+    for host in config.hosts:
+        try:
+            found[host.name] = _route(
+                config, host, connection(config, Endpoint("", host.host, host.port, host.user))
+            )
+        except (ConfigError, HostUnreachable):
+            found[host.name] = ()  # connect() reports it
+    return found
+
+
+def _route(config: Config, host: Host, conn) -> tuple[Hop, ...]:
+    """The host's bastions: its own ``proxy_jump``, else the stage's, else ``ProxyJump``
+    from ~/.ssh/config (Fabric has read it into ``conn.ssh_config``). Fabric's gateway for
+    that line is dropped whatever we choose: it would trust any bastion key."""
+    from_file = conn.ssh_config.get("proxyjump")
+    if from_file is not None:
+        conn.gateway = False  # Fabric's gateway for the line (ProxyJump wins over ProxyCommand, as in ssh)
+    if from_file is not None and host.proxy_jump is None and config.ssh.proxy_jump is None:
+        try:
+            if any(hop.host == conn.host for hop in jumps.parse(from_file)):
+                from_file = None  # a wildcard ProxyJump naming this host itself (Fabric and ssh skip it too)
+        except ValueError as exc:
+            raise ConfigError(f"~/.ssh/config: ProxyJump for {host.host}: {exc}") from None
+    route = jumps.choose(host.proxy_jump, config.ssh.proxy_jump, from_file)
+    if route:
+        conn.gateway = False
+    return route
+
+
+def _lease(config: Config, host: Host, route: tuple[Hop, ...]) -> Lease:
+    """The shared connection to the last bastion of ``route``, opened if need be."""
+
+    def dial(prefix: tuple[Hop, ...], parent) -> object:
+        hop = prefix[-1]
+        end = Endpoint(f"bastion {hop}", hop.host, hop.port, hop.user)
+        conn = connection(config, end)
+        conn.gateway = False  # a bastion's own ProxyJump line is not followed: the route says it all
+        if parent is not None:
+            sock = _channel(config, parent, conn.host, int(conn.port or 22), end.who, prefix[:-1])
+            end = replace(end, sock=sock)
+        open_verified(conn, config, end)
+        return conn
+
+    try:
+        return POOL.lease(config.ssh, route, dial)
+    except HopFailed as failed:
         raise HostUnreachable(
-            f"host {name}: host key CHANGED: expected {exc.expected_key.fingerprint}, offered "
-            f"{exc.key.fingerprint} (per {known_hosts}); refusing, this may be a man-in-the-middle. "
-            "If the change is legitimate: "
-            f"ssh-keygen -R '{known_hosts_name(host.host, host.port or 22)}' -f {known_hosts}"
+            f"host {host.name} {jumps.reach(route[: failed.depth])}: {failed.problem}"
         ) from None
-    except paramiko.AuthenticationException as exc:
-        raise HostUnreachable(f"host {name}: authentication failed for user {conn.user!r} ({exc})") from None
-    except TimeoutError:
-        raise HostUnreachable(f"host {name}: no answer within {timeout:g}s (ssh.connect_timeout)") from None
-    except (OSError, paramiko.SSHException, EOFError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        silent = time.monotonic() - started >= timeout * 0.9
-        if silent or "No existing session" in reason or "banner" in reason:
-            raise HostUnreachable(
-                f"host {name}: no SSH answer within {timeout:g}s (ssh.connect_timeout)"
+
+
+def _channel(config: Config, bastion, address: str, port: int, who: str, route: tuple[Hop, ...]):
+    """A ``direct-tcpip`` channel from ``bastion`` (the last hop of ``route``) to
+    ``address:port``: the bastion makes the TCP connection, within ``ssh.connect_timeout``."""
+    import paramiko
+
+    timeout = config.ssh.connect_timeout
+    via = jumps.describe(route)
+    try:
+        return bastion.transport.open_channel(
+            "direct-tcpip", dest_addr=(address, port), src_addr=("", 0), timeout=timeout
+        )
+    except paramiko.ChannelException as exc:
+        raise unreachable(who, f"{via} cannot reach {address}:{port} ({exc.text})") from None
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        if "Timeout" in str(exc):
+            raise unreachable(
+                who, f"{via} opened no channel to {address}:{port} within {timeout:g}s (ssh.connect_timeout)"
             ) from None
-        raise HostUnreachable(f"host {name}: cannot connect ({reason})") from None
+        raise unreachable(who, f"connection to {via} lost ({exc or type(exc).__name__})") from None

@@ -35,9 +35,13 @@ RELEASES_SHAPE = {
     "deploy_to": str,
     "diverged": bool,
     "hosts": {
-        "*": {"current": (int, N), "current_target": (str, N), "releases": [RELEASE_ROW], "lock": (dict, N)}
+        "*": {
+            "current": (int, N), "current_target": (str, N), "releases": [RELEASE_ROW], "lock": (dict, N),
+            "maintenance": (dict, N),
+        }
     },
-}
+}  # fmt: skip
+MAINTENANCE_STATE = {"on": bool, "since": (str, N), "reason": (str, N), "by": (str, N)}
 EVENT = {"id": str, "event": str, "at": str, "by": str, "stage": str}
 HISTORY_SHAPE = {"stage": str, "events": [EVENT]}
 CHECK_SHAPE = {
@@ -71,6 +75,10 @@ METRICS_SHAPE = {
     "notes": [str],
     "hosts": {"*": (int, N)},
 }
+MAINTENANCE_SHAPE = {
+    "command": str, "ok": bool, "stage": str, "maintenance": str, "reason": (str, N), "since": (str, N),
+    "dry_run": bool, "hosts": {"*": {"was_on": bool}},
+}  # fmt: skip
 ERROR_SHAPE = {"ok": bool, "error": str, "exit_code": int}
 
 

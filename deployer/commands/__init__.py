@@ -8,7 +8,8 @@ Every path comes from :class:`~deployer.layout.Layout` and every value is quoted
 - :mod:`.current`: the atomic switch of ``current``, putting it back, removing it;
 - :mod:`.state`: the lock, the release log, the read-only probe and check;
 - :mod:`.run`: users' commands (hooks, health checks);
-- :mod:`.schedule`: the scheduled cleanup.
+- :mod:`.schedule`: the scheduled cleanup;
+- :mod:`.maintenance`: the maintenance page and its record.
 """
 
 from .codes import (
@@ -19,6 +20,7 @@ from .codes import (
     EXIT_RELEASE_EXISTS,
 )
 from .current import cancel_pending_switches, point_current, remove_tmp_links, switch, unswitch
+from .maintenance import maintenance_off, maintenance_on
 from .release import (
     cleanup,
     clone_release,
@@ -57,6 +59,8 @@ __all__ = [
     "install_schedule",
     "link_shared",
     "lock_and_probe",
+    "maintenance_off",
+    "maintenance_on",
     "pack_release",
     "point_current",
     "probe",

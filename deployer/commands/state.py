@@ -9,6 +9,7 @@ from ..facts import CHECK_MARKER, COMPLETE, LOG_MARKER, PARTIAL
 from ..layout import RELEASE_METADATA, Layout
 from ..shell import argv, quote, script
 from .codes import EXIT_LOCK_HELD
+from .maintenance import probe_lines as maintenance_lines
 
 
 def acquire_lock(layout: Layout, info_json: str) -> str:
@@ -82,6 +83,7 @@ def probe(layout: Layout) -> str:
             "done",
             f'if [ -d {quote(layout.lock)} ]; then printf "lock %s\\n" '
             f'"$(head -c 4000 {quote(layout.lock_info)} 2>/dev/null | tr "\\n" " ")"; fi',
+            *maintenance_lines(layout),
             f"echo {quote(LOG_MARKER)}",
             f"cat {quote(layout.log)} 2>/dev/null || true",
         ]

@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 
+from .. import jumps
 from ..schema import HOOK_PHASES, default_of, values_of
 from .files import (
     STAGE_NAME,
@@ -175,7 +176,12 @@ def _notify(layers: Layers, items: list[dict]) -> tuple[Webhook, ...]:
 
 def _hosts(layers: Layers, items: list[dict], transport: str) -> tuple[Host, ...]:
     """A local transport has one host (this machine); ssh needs at least one, none twice."""
-    hosts = tuple(Host(h["host"], h.get("port"), h.get("user"), tuple(h.get("roles", ()))) for h in items)
+    for index, item in enumerate(items):
+        _jump(layers, f"hosts[{index}].proxy_jump", item.get("proxy_jump"))
+    hosts = tuple(
+        Host(h["host"], h.get("port"), h.get("user"), tuple(h.get("roles", ())), h.get("proxy_jump"))
+        for h in items
+    )
     if transport == "local":
         return hosts[:1] or (Host("localhost"),)
     if not hosts:
@@ -211,9 +217,19 @@ def _ssh(layers: Layers, given: dict | None, transport: str) -> SshOptions:
     identity = values["identity_file"]
     if transport == "ssh" and identity and not Path(os.path.expanduser(identity)).is_file():
         raise layers.error("ssh.identity_file", f"{identity} does not exist")
-    for key in ("connect_timeout", "command_timeout"):
+    for key in ("connect_timeout", "command_timeout", "command_deadline"):
         values[key] = float(values[key])
+    _jump(layers, "ssh.proxy_jump", values["proxy_jump"])
     return SshOptions(**values)
+
+
+def _jump(layers: Layers, key: str, spec: str | None) -> None:
+    """A ``proxy_jump`` must parse (``user@host:port``, chained with commas, or ``none``)."""
+    if spec is not None:
+        try:
+            jumps.parse(spec)
+        except ValueError as exc:
+            raise layers.error(key, str(exc)) from None
 
 
 def _healthcheck(layers: Layers, given: dict | None) -> Healthcheck | None:

@@ -17,6 +17,7 @@ class Host:
     port: int | None = None  # None: from ~/.ssh/config, else 22
     user: str | None = None
     roles: tuple[str, ...] = ()
+    proxy_jump: str | None = None  # None: the stage's ssh.proxy_jump; "none": direct
 
     @property
     def name(self) -> str:
@@ -112,6 +113,8 @@ class SshOptions:
     host_key_policy: str
     connect_timeout: float
     command_timeout: float
+    command_deadline: float
+    proxy_jump: str | None  # bastions (deployer.jumps); None: ProxyJump from ~/.ssh/config
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 The story: check the artifact and templates locally (while the SSH handshakes run), lock
 and read each host's state, run before_deploy, upload and prepare the release
 everywhere, run after_upload and before_switch, switch batch by batch (each batch runs
-after_switch and the health check), log, clean up, unlock. Any failure before the
-switch removes the new release everywhere; any failure at or after it switches every
+after_switch, the health check and after_healthcheck), log, clean up, unlock. Any failure
+before the switch removes the new release everywhere; any failure at or after it switches every
 host back, and the message says what was undone.
 """
 
@@ -264,7 +264,8 @@ class DeployRun:
 
     def roll_out(self) -> None:
         """Switch hosts batch by batch (one batch of all hosts unless ``rollout`` says
-        otherwise); each batch runs after_switch and the health check before the next."""
+        otherwise); each batch runs after_switch, the health check and after_healthcheck before
+        the next (so an app server started by after_switch is checked before it gets traffic)."""
         rollout = self.config.rollout
         groups = plan.batches(self.fleet.names, rollout.canary, rollout.batch_size)
         for index, group in enumerate(groups):
@@ -276,6 +277,8 @@ class DeployRun:
             self._hooks("after_switch", self.number, names=group)
             self.cause = incidents.HEALTHCHECK
             self.check_health(group)
+            self.cause = incidents.AFTER_HEALTHCHECK
+            self._hooks("after_healthcheck", self.number, names=group)
             self.cause = None
             if rollout.wait and index < len(groups) - 1:
                 self.reporter.line(f"waiting {rollout.wait:g}s before the next batch")

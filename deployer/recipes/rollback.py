@@ -8,6 +8,7 @@ that fails, or Ctrl-C, puts every host back where it was.
 
 from __future__ import annotations
 
+import sys
 import time
 
 from .. import plan, releaselog
@@ -18,10 +19,19 @@ from ..fleet import Fleet, SessionOpener
 from ..notify import notifying
 from ..output import Reporter
 from ..transport import open_session
+from ..untrusted import one_line
 from .eventlog import EventLog
 from .hooks import run_hooks
 from .summary import HostReport, Summary
 from .switch import SwitchFailed, restore, switch_all, switch_back
+
+
+def ask_reason(given: str | None, may_ask: bool) -> str | None:
+    """The reason to log: as given, else asked when a person is at a terminal (never in
+    CI or scripts, which get none); one printable line of at most 500 characters."""
+    if given is None and may_ask and sys.stdin.isatty():
+        given = input("why roll back? (recorded in the release log; empty for no reason) ")
+    return one_line(given or "").strip()[:500] or None
 
 
 @notifying("rollback", "rollback")

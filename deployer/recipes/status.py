@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .. import commands, git, incidents, plan, releaselog
+from .. import commands, git, incidents, jumps, plan, releaselog
 from ..config import Config
 from ..errors import ConfigError, DeployerError, DeployFailed
 from ..facts import CHECK_MARKER, HostFacts, parse_probe
@@ -19,6 +19,8 @@ from ..fleet import Fleet, SessionOpener, describe_lock
 from ..layout import Layout
 from ..output import Reporter
 from ..transport import open_session
+from .maintenance import describe as describe_maintenance
+from .maintenance import parse_record as maintenance_state
 
 
 def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
@@ -52,6 +54,7 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
             "current_target": fact.current_raw or None,
             "releases": rows,
             "lock": fact.lock,
+            "maintenance": _maintenance(fact),
         }
     currents = {f.current for f in facts.values()}
     return {
@@ -60,6 +63,11 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
         "hosts": hosts,
         "diverged": len(currents) > 1,
     }
+
+
+def _maintenance(fact: HostFacts) -> dict | None:
+    state = maintenance_state(fact.maintenance)
+    return state.to_dict() if state else None
 
 
 def _shown_status(logged: str, current: bool, state: str) -> str:
@@ -74,7 +82,8 @@ def _shown_status(logged: str, current: bool, state: str) -> str:
 def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_session) -> dict:
     """Print, per host, every release kept: current, status, when, by whom, checksum."""
     with Fleet.connect(config, reporter, opener=opener) as fleet:
-        data = describe_releases(config, fleet.probe())
+        facts_of = fleet.probe()
+        data = describe_releases(config, facts_of)
     for name, host in data["hosts"].items():
         reporter.line(f"{name}  ({config.deploy_to})")
         if not host["releases"]:
@@ -101,6 +110,9 @@ def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_se
             reporter.line(f"  current points to {host['current_target']!r}, which is not a release")
         if host["lock"]:
             reporter.line(f"  locked by {describe_lock(host['lock'])}")
+        state = maintenance_state(facts_of[name].maintenance)
+        if state:
+            reporter.line(f"  {describe_maintenance(state)}")
     if data["diverged"]:
         detail = ", ".join(f"{n}: {h['current']}" for n, h in data["hosts"].items())
         reporter.final(f"hosts DIVERGE on current: {detail}")
@@ -152,6 +164,7 @@ def check(config: Config, reporter: Reporter, opener: SessionOpener = open_sessi
     """Reach every host and verify permissions, free disk and layout; change nothing."""
     script = commands.check(Layout(config.deploy_to), config.shared_files)
     reports: dict[str, HostCheck] = {}
+    routes = _routes(config)
     with Fleet.connect(config, reporter, opener=opener, allow_missing=True) as fleet:
         for name, reason in fleet.unreachable.items():
             reports[name] = HostCheck(name, [reason], unreachable=True)
@@ -162,19 +175,35 @@ def check(config: Config, reporter: Reporter, opener: SessionOpener = open_sessi
                 continue
             head, _, rest = outcome.value.stdout.partition(CHECK_MARKER + "\n")
             judge(report, head, parse_probe(rest), config)
+    hops = jumps.hop_report(routes, {n: r.problems[0] if r.unreachable else None for n, r in reports.items()})
     hosts = {
-        name: {"ok": not r.problems, "unreachable": r.unreachable, "problems": r.problems, "notes": r.notes}
+        name: {"ok": not r.problems, "unreachable": r.unreachable, "problems": r.problems, "notes": r.notes,
+               "via": [jumps.describe(routes[name][:d]) for d in range(1, len(routes.get(name, ())) + 1)]}
         for name, r in reports.items()
-    }
-    reporter.document({"stage": config.stage, "hosts": hosts})
+    }  # fmt: skip
+    reporter.document({"stage": config.stage, "hosts": hosts, "bastions": hops})
     for report in reports.values():
         if report.problems:
             reporter.line(f"{report.name}: {len(report.problems)} problem(s)")
             for problem in report.problems:
                 reporter.line(f"  - {problem}")
         else:
-            reporter.line(f"{report.name}: ok ({'; '.join(report.notes)})")
+            via = [f"via {jumps.describe(routes[report.name])}"] if routes.get(report.name) else []
+            reporter.line(f"{report.name}: ok ({'; '.join(via + report.notes)})")
+    for hop, seen in hops.items():
+        served = f"{len(seen['hosts'])} host(s): {', '.join(seen['hosts'])}"
+        state = f"ok, one login serves {served}" if seen["ok"] else f"FAILED for {served}: {seen['problem']}"
+        reporter.line(f"{hop}: {state}")
     return reports
+
+
+def _routes(config: Config) -> dict:
+    """Each host's bastions (none for a local transport); ~/.ssh/config is read, nothing opened."""
+    if config.transport != "ssh":
+        return {}
+    from ..ssh import routes  # Fabric loads only for SSH stages
+
+    return routes(config)
 
 
 def judge(report: HostCheck, head: str, facts: HostFacts, config: Config) -> None:
@@ -206,6 +235,9 @@ def judge(report: HostCheck, head: str, facts: HostFacts, config: Config) -> Non
         )
     if facts.lock:
         report.problems.append(f"deploy lock held by {describe_lock(facts.lock)}")
+    state = maintenance_state(facts.maintenance)
+    if state:
+        report.notes.append(describe_maintenance(state))
     partial = [n for n, s in facts.releases.items() if s != "complete"]
     if partial:
         report.notes.append(f"incomplete releases (cleanup removes them): {', '.join(map(str, partial))}")

@@ -46,3 +46,22 @@ class Summary:
                 for r in self.rows
             ],
         }
+
+
+def print_summary(reporter, summary: Summary) -> None:
+    """The closing table and line of a deploy, rollback or promote (and its JSON document)."""
+    reporter.table(
+        ["host", "release", "previous", "status", "time"],
+        [
+            [r.host, r.release, "-" if r.previous is None else r.previous, r.status, f"{r.seconds:.2f}s"]
+            for r in summary.rows
+        ],
+        final=True,
+    )
+    what = "dry run of " if summary.dry_run else ""
+    if summary.command == "rollback":
+        done = f"{what}rollback of {summary.stage} to release {summary.release}"
+    else:
+        done = f"{what}{summary.command} of release {summary.release} to {summary.stage}"
+    reporter.final(f"{done}: done in {summary.seconds:.2f}s")
+    reporter.document(summary.to_dict())

@@ -323,5 +323,20 @@ def test_a_host_that_prints_without_end_is_stopped(project):
     for index in range(len(project.hosts)):
         assert project.current(index) == "releases/1"
         project.wait_until(
-            lambda i=index: not project.sh(i, "pgrep -u deploy -x yes || true").strip(), "yes to be stopped", 30
+            lambda i=index: not project.sh(i, "pgrep -u deploy -x yes || true").strip(),
+            "yes to be stopped",
+            30,
         )
+
+
+def test_a_command_that_keeps_printing_meets_the_overall_deadline(project):
+    """Finding 7: a host that keeps printing never hit the silence timeout. A hook that
+    prints a tick every 0.2 s forever is stopped at ``ssh.command_deadline``."""
+    project.deploy()
+    project.set(
+        ssh={"command_deadline": 3, "command_timeout": 30},
+        hooks={"before_switch": [{"command": "while :; do echo tick; sleep 0.2; done"}]},
+    )
+    result = project.invoke("deploy", "--stage=test")
+    assert_one_line_error(result, 1, "still running after 3s (ssh.command_deadline); stopped")
+    assert all(project.current(i) == "releases/1" for i in range(len(project.hosts)))

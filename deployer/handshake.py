@@ -1,0 +1,163 @@
+"""Opening one verified SSH connection: to a host, or to a bastion on the way to one.
+
+Host keys come from the configured known_hosts file only, with the stage's
+``host_key_policy``, on every hop alike; a changed key is always refused. Every way a
+handshake can fail becomes one :class:`HostUnreachable` line naming who was being reached.
+Fabric's own gateways (built from a ``ProxyJump`` line, with an AutoAddPolicy client that
+trusts any key) are never used: :mod:`deployer.ssh` opens the hops itself, through here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import HostUnreachable
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Something to log in to. ``who`` is how errors name it (``host web1``, ``bastion
+    deploy@127.0.0.1:2201``); ``sock`` is the channel to reach it through, if any."""
+
+    who: str
+    host: str
+    port: int | None
+    user: str | None
+    sock: Any = None
+
+
+def unreachable(who: str, problem: str) -> HostUnreachable:
+    """``<who>: <problem>``, with the problem kept apart so a bastion's can be told per host."""
+    error = HostUnreachable(f"{who}: {problem}")
+    error.problem = problem
+    return error
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    """How OpenSSH names a host in known_hosts."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+def _host_key_policy(known_hosts: Path, policy: str, who: str):
+    import paramiko
+
+    class Policy(paramiko.MissingHostKeyPolicy):
+        """strict refuses unknown keys; accept-new records them. A changed key never gets
+        here: paramiko raises BadHostKeyException before asking any policy."""
+
+        def missing_host_key(self, client, hostname, key):
+            if policy != "accept-new":
+                raise unreachable(
+                    who,
+                    f"unknown host key {key.get_name()} {key.fingerprint} "
+                    f"(not in {known_hosts}, ssh.host_key_policy is strict); "
+                    f"verify it and add it to {known_hosts}",
+                )
+            with _KNOWN_HOSTS_LOCK:
+                known_hosts.parent.mkdir(parents=True, exist_ok=True)
+                with known_hosts.open("a", encoding="ascii") as fh:
+                    fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+                os.chmod(known_hosts, 0o600)
+
+    return Policy()
+
+
+def connection(config: Config, end: Endpoint):
+    """A Fabric connection, not yet open, whose host keys come from the configured
+    known_hosts file only (read-only; Fabric's AutoAddPolicy is replaced). ``~/.ssh/config``
+    still supplies HostName, Port, User and IdentityFile."""
+    import paramiko
+    from fabric import Connection
+
+    opts = config.ssh
+    known_hosts = Path(os.path.expanduser(opts.known_hosts))
+    connect_kwargs: dict = {
+        "banner_timeout": opts.connect_timeout,
+        "auth_timeout": opts.connect_timeout,
+        "channel_timeout": opts.connect_timeout,
+    }
+    if opts.identity_file:
+        connect_kwargs["key_filename"] = [os.path.expanduser(opts.identity_file)]
+    conn = Connection(
+        end.host,
+        user=end.user,
+        port=end.port,
+        connect_timeout=max(1, int(opts.connect_timeout)),
+        connect_kwargs=connect_kwargs,
+    )
+    client = conn.client
+    client._system_host_keys = paramiko.HostKeys()
+    if known_hosts.is_file():
+        try:
+            client.load_system_host_keys(str(known_hosts))
+        except (OSError, paramiko.SSHException) as exc:
+            raise HostUnreachable(f"ssh.known_hosts: cannot read {known_hosts}: {exc}") from None
+    client.set_missing_host_key_policy(_host_key_policy(known_hosts, opts.host_key_policy, end.who))
+    return conn
+
+
+def open_verified(conn, config: Config, end: Endpoint) -> None:
+    """Open the connection (through ``end.sock`` if given); every way it can fail becomes
+    one HostUnreachable line naming ``end.who``."""
+    import paramiko
+
+    timeout = config.ssh.connect_timeout
+    known_hosts = Path(os.path.expanduser(config.ssh.known_hosts))
+    if end.sock is not None:
+        conn.connect_kwargs["sock"] = end.sock
+    started = time.monotonic()
+    try:
+        _open(conn, end)
+    except HostUnreachable:
+        raise
+    except paramiko.BadHostKeyException as exc:
+        raise unreachable(
+            end.who,
+            f"host key CHANGED: expected {exc.expected_key.fingerprint}, offered "
+            f"{exc.key.fingerprint} (per {known_hosts}); refusing, this may be a man-in-the-middle. "
+            "If the change is legitimate: "
+            f"ssh-keygen -R '{known_hosts_name(conn.host, int(conn.port or 22))}' -f {known_hosts}",
+        ) from None
+    except paramiko.AuthenticationException as exc:
+        raise unreachable(end.who, f"authentication failed for user {conn.user!r} ({exc})") from None
+    except TimeoutError:
+        raise unreachable(end.who, f"no answer within {timeout:g}s (ssh.connect_timeout)") from None
+    except (OSError, paramiko.SSHException, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        silent = time.monotonic() - started >= timeout * 0.9
+        if silent or "No existing session" in reason or "banner" in reason:
+            raise unreachable(end.who, f"no SSH answer within {timeout:g}s (ssh.connect_timeout)") from None
+        raise unreachable(end.who, f"cannot connect ({reason})") from None
+    tune(conn)
+
+
+def _open(conn, end: Endpoint) -> None:
+    """Open; on any failure close what was started (the transport's thread, the channel
+    through a bastion, which would otherwise stay open on the bastion's connection)."""
+    try:
+        conn.open()
+    except BaseException:
+        conn.client.close()
+        if end.sock is not None:
+            end.sock.close()
+        raise
+
+
+def tune(conn) -> None:
+    """``TCP_NODELAY`` on a real socket (without it each small command waits on Nagle plus
+    delayed ACK, about 40 ms; a channel through a bastion rides on the bastion's socket),
+    and keepalives so a dead link is noticed."""
+    sock = conn.transport.sock
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.transport.set_keepalive(15)
