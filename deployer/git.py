@@ -3,8 +3,10 @@ ref (the working tree is never touched), and the commits a stage has not seen ye
 
 from __future__ import annotations
 
+import heapq
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,20 +95,62 @@ def commits_between(root: Path, old: str, new: str) -> list[Revision]:
     return [Revision(sha, author, subject) for sha, author, subject in rows]
 
 
-def commit_times(root: Path, old: str | None, new: str) -> list[float] | None:
-    """Commit times (epoch seconds) of what ``new`` brought after ``old`` (or of ``new``
-    alone when ``old`` is None or unknown here); None when this repository lacks ``new``.
-    Both come from a host's log: a value that could be read as an option is refused."""
-    if not is_repository(root) or any(r and r.startswith("-") for r in (old, new)):
-        return None
-    if _git(root, "cat-file", "-e", "--end-of-options", f"{new}^{{commit}}", check=False).returncode != 0:
-        return None
-    known_old = (
-        old is not None
-        and _git(root, "cat-file", "-e", "--end-of-options", f"{old}^{{commit}}", check=False).returncode == 0
+Graph = dict[str, tuple[float, tuple[str, ...]]]  # commit -> (committer time, parents)
+
+
+def commit_graph(root: Path, revisions: Iterable[str]) -> tuple[dict[str, str], Graph]:
+    """The commits this repository knows among ``revisions`` (each mapped to its full sha)
+    and every ancestor of them, read in two git processes whatever their number. The
+    revisions come from a host's log: each is passed on stdin, never as an argument."""
+    wanted = sorted({r for r in revisions if r and not r.startswith("-")})
+    if not wanted or not is_repository(root):
+        return {}, {}
+    check = subprocess.run(
+        ["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        cwd=root, input="".join(f"{r}^{{commit}}\n" for r in wanted), capture_output=True, text=True,
+    )  # fmt: skip
+    known = {}
+    for rev, line in zip(wanted, check.stdout.splitlines(), strict=False):
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == "commit":
+            known[rev] = parts[0]
+    if not known:
+        return {}, {}
+    tips = "".join(f"{sha}\n" for sha in sorted(set(known.values())))
+    log = subprocess.run(
+        ["git", "log", "--format=%H %ct %P", "--stdin"], cwd=root, input=tips, capture_output=True, text=True
     )
-    limit, span = ([], f"{old}..{new}") if known_old else (["-1"], new)
-    proc = _git(root, "log", "--format=%ct", *limit, "--end-of-options", span, check=False)
-    if proc.returncode != 0:
-        return None
-    return [float(line) for line in proc.stdout.split() if line.isdigit()]
+    graph: Graph = {}
+    for line in log.stdout.splitlines():
+        sha, when, *parents = line.split()
+        graph[sha] = (float(when), tuple(parents))
+    return known, graph
+
+
+def range_times(graph: Graph, old: str | None, new: str) -> list[float]:
+    """Commit times of ``old..new`` (what ``new`` has and ``old`` has not; ``new`` alone
+    when ``old`` is None), walking newest first as git does and stopping once only
+    commits reachable from ``old`` are left to look at."""
+    if old is None:
+        return [graph[new][0]] if new in graph else []
+    NEW, OLD = 1, 2
+    flags: dict[str, int] = {new: NEW}
+    flags[old] = flags.get(old, 0) | OLD
+    queue = [(-graph[c][0], c) for c in {new, old} if c in graph]
+    heapq.heapify(queue)
+    found, done = [], set()
+    while queue and any(flags[c] == NEW for _, c in queue):
+        _, sha = heapq.heappop(queue)
+        if sha in done:
+            continue
+        done.add(sha)
+        mark = flags[sha]
+        if mark == NEW:
+            found.append(graph[sha][0])
+        for parent in graph[sha][1]:
+            before = flags.get(parent, 0)
+            if before | mark != before:
+                flags[parent] = before | mark
+                if parent in graph:
+                    heapq.heappush(queue, (-graph[parent][0], parent))
+    return found

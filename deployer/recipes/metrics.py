@@ -36,10 +36,7 @@ def metrics(
     with Fleet.connect(config, reporter, opener=opener) as fleet:
         facts = fleet.probe()
     events = plan.merged_log(facts)
-    commits = {
-        number: (git.commit_times(config.root, old, new) if new else None)
-        for number, new, old in dora.lead_time_inputs(events, dora.deployments(events))
-    }
+    commits = _commit_times(config, dora.lead_time_inputs(events, dora.deployments(events)))
     report = {"stage": config.stage, **dora.compute(events, start, end, commits)}
     report["hosts"] = {name: f.current for name, f in facts.items()}
     _print(reporter, report)
@@ -48,6 +45,16 @@ def metrics(
         reporter.line(f"dashboard written to {html}")
     reporter.document(report)
     return report
+
+
+def _commit_times(config: Config, rows: list[tuple[int, str | None, str | None]]) -> dict:
+    """For each release, the commit times it brought (None: no revision, or one this
+    repository lacks); the repository is read once, however many releases there are."""
+    known, graph = git.commit_graph(config.root, [r for _, new, old in rows for r in (new, old) if r])
+    return {
+        number: git.range_times(graph, known.get(old) if old else None, known[new]) if new in known else None
+        for number, new, old in rows
+    }
 
 
 def _write_html(config: Config, report: dict, path: str) -> None:

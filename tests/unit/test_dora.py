@@ -188,3 +188,20 @@ def test_refusal_names_the_release_when_and_why_and_ignores_other_failures():
     assert incidents.refusal(events, SHA[4]).cause == "healthcheck"
     assert incidents.refusal(events, SHA[6]) is None  # a failed upload condemns nothing
     assert incidents.refusal(events, SHA[5]) is None
+
+
+def test_range_times_walks_a_merge_like_git_log_old_dot_dot_new():
+    from deployer.git import range_times
+
+    # a(1) - b(2) - d(4) - m(5, merge of d and c);  a - c(3) on a branch;  old = b, new = m
+    graph = {
+        "a": (1.0, ()),
+        "b": (2.0, ("a",)),
+        "c": (3.0, ("a",)),
+        "d": (4.0, ("b",)),
+        "m": (5.0, ("d", "c")),
+    }
+    assert sorted(range_times(graph, "b", "m")) == [3.0, 4.0, 5.0]  # c, d, m; not a or b
+    assert range_times(graph, "m", "m") == []  # a redeploy brings nothing new
+    assert range_times(graph, None, "d") == [4.0]  # nothing live before: the commit alone
+    assert sorted(range_times(graph, "c", "m")) == [2.0, 4.0, 5.0]
