@@ -112,7 +112,10 @@ SCHEMA = Map(
                 fields={
                     "src": Str(doc="Path under templates/."),
                     "dest": Str(doc="Path in the release."),
-                    "mode": Str(doc='File mode as an octal string, e.g. "0600".'),
+                    "mode": Str(
+                        doc='File mode as an octal string, e.g. "0600" (no setuid, setgid or sticky '
+                        "bit, not world-writable)."
+                    ),
                 },
                 required=("src", "dest"),
             ),

@@ -17,6 +17,7 @@ from .codes import (
     EXIT_NO_MANIFEST,
     EXIT_NOT_A_RELEASE,
     EXIT_RELEASE_EXISTS,
+    EXIT_UNSAFE_PATH,
 )
 from .current import point_current, remove_tmp_links, switch, unswitch
 from .release import (
@@ -43,6 +44,7 @@ __all__ = [
     "EXIT_NOT_A_RELEASE",
     "EXIT_NO_MANIFEST",
     "EXIT_RELEASE_EXISTS",
+    "EXIT_UNSAFE_PATH",
     "SCHEDULE_FILES",
     "acquire_lock",
     "append_log",

@@ -138,6 +138,11 @@ def _templates(layers: Layers, items: list[dict], templates_dir: Path) -> tuple[
             if not re.fullmatch(r"0?[0-7]{3,4}", mode):
                 raise layers.error(f"{key}.mode", f'expected an octal mode such as "0600", got {mode!r}')
             mode = int(mode, 8)
+            if mode & 0o7000 or mode & 0o002:  # the file is unpacked with exactly this mode
+                raise layers.error(
+                    f"{key}.mode",
+                    f"{item['mode']!r} is refused: no setuid, setgid or sticky bit, nor write for others",
+                )
         found.append(Template(item["src"], item["dest"], mode))
     return tuple(found)
 

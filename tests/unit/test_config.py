@@ -129,6 +129,17 @@ BROKEN = [
     ("parallel", {"parallel": 0}, "parallel: expected an integer of at least 1"),
 ]
 
+# Special bits and world-write in a template's mode: the file is unpacked with exactly that mode.
+BROKEN += [
+    (
+        f"template mode {mode}",
+        {"templates": [{"src": "t.j2", "dest": "a", "mode": mode}]},
+        f"config/prod.yml: templates[0].mode: '{mode}' is refused: no setuid, setgid or sticky bit, "
+        "nor write for others",
+    )
+    for mode in ("4755", "2755", "6777", "1644", "0666", "777")
+]
+
 
 @pytest.mark.parametrize("label, change, message", BROKEN, ids=[b[0] for b in BROKEN])
 def test_broken_configs_name_file_and_key(tmp_path, label, change, message):
