@@ -139,21 +139,43 @@ class LinkTable:
     def problem(self) -> tuple[str, str] | None:
         """(member name, why) for the first link whose real target lies outside the
         release or that loops, or None when every link stays inside."""
-        for name, target in sorted(self.symlinks.items()):
-            why = self._walk(name, True, f"symlink chain leads outside the release ({name} -> {target})")
+        symlinks = self._effective_symlinks()
+        for name, target in sorted(symlinks.items()):
+            why = self._walk(
+                symlinks, name, True, f"symlink chain leads outside the release ({name} -> {target})"
+            )
             if why:
                 return name, why
         for name, target in sorted(self.hardlinks.items()):
             # link(2) follows symlinks in every component of the target but the last.
-            why = self._walk(target, False, f"hard link target {target} leads outside the release")
-            why = why or self._walk(name, False, "path leads outside the release through a symlink")
+            why = self._walk(symlinks, target, False, f"hard link target {target} leads outside the release")
+            why = why or self._walk(symlinks, name, False, "path leads outside the release through a symlink")
             if why:
                 return name, why
         return None
 
-    def _walk(self, path: str, follow_last: bool, escape: str) -> str | None:
+    def _effective_symlinks(self) -> dict[str, str]:
+        """The symlinks once unpacked: a hard link to a symlink is that same symlink under
+        another name, so its target is read from the new name's folder (``up -> ..``
+        hard-linked as ``d/x/up`` stays inside; hard-linked at the top it does not)."""
+        symlinks = dict(self.symlinks)
+        changed = True
+        while changed:
+            changed = False
+            for name, target in self.hardlinks.items():
+                try:
+                    real = resolve(target, symlinks, follow_last=False)
+                except (_Escape, _Loop):
+                    continue  # refused below, as the hard link's own problem
+                if real in symlinks and name not in symlinks:
+                    symlinks[name] = symlinks[real]
+                    changed = True
+        return symlinks
+
+    @staticmethod
+    def _walk(symlinks: dict[str, str], path: str, follow_last: bool, escape: str) -> str | None:
         try:
-            resolve(path, self.symlinks, follow_last)
+            resolve(path, symlinks, follow_last)
         except _Escape:
             return escape
         except _Loop:
