@@ -19,6 +19,7 @@ import tarfile
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: a walk that follows more symlinks is a loop
 SPECIAL_BITS = 0o7000  # setuid, setgid, sticky
 WORLD_WRITABLE = 0o002
+RESERVED_PREFIX = ".deployer-"  # the release's manifest, metadata, delta exclude list
 
 
 def _parts(path: str) -> list[str]:
@@ -51,6 +52,8 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
         return "'..' in path"
     if parts and parts[0].startswith("-"):
         return "name starts with '-' (a command could read it as an option)"
+    if parts and parts[0].startswith(RESERVED_PREFIX):
+        return f"names starting with {RESERVED_PREFIX} are the deployer's own (manifest, metadata)"
     if member.isdev():
         return "device or fifo file"
     if member.issym():

@@ -81,7 +81,11 @@ SCHEMA = Map(
             doc="What is deployed.",
             fields={
                 "build": Str(doc="Run locally, from the project root, before any host is touched."),
-                "path": Str(doc="A directory, or a .tar / .tar.gz / .tgz file, relative to the project."),
+                "path": Str(
+                    doc="A directory, or a .tar / .tar.gz / .tgz file, relative to the project. A "
+                    "directory is packed without setuid, setgid or sticky bits and without world-write; "
+                    "a tar file holding any of them is refused."
+                ),
                 "max_unpacked_size": Int(
                     minimum=1, doc="Refuse archives that expand past this many bytes.", default=4 * 1024**3
                 ),

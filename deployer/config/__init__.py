@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..schema import HOOK_PHASES, default_of, values_of
 from .files import (
@@ -81,7 +81,7 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         delta=artifact["delta"],
         artifact_url=_artifact_url(layers, artifact["url"]),
         shared_dirs=_shared(layers, "dirs", shared["dirs"]),
-        shared_files=_shared(layers, "files", shared["files"]),
+        shared_files=_unnested(layers, shared["dirs"], _shared(layers, "files", shared["files"])),
         templates=_templates(layers, raw.get("templates") or [], root / "templates"),
         hooks=_hooks(layers, raw.get("hooks") or {}),
         hosts=_hosts(layers, raw.get("hosts") or [], transport),
@@ -117,6 +117,18 @@ def _shared(layers: Layers, kind: str, paths: tuple[str, ...] | list[str]) -> tu
                 f"shared.{kind}[{index}]", f"must be a relative path inside shared/, got {item!r}"
             )
     return tuple(paths)
+
+
+def _unnested(layers: Layers, dirs: tuple[str, ...], files: tuple[str, ...]) -> tuple[str, ...]:
+    """No shared path under another: once ``config`` is a link into shared/, replacing
+    ``config/uploads`` in the release would remove it inside shared/config instead."""
+    paths = [(f"shared.dirs[{i}]", p) for i, p in enumerate(dirs)]
+    paths += [(f"shared.files[{i}]", p) for i, p in enumerate(files)]
+    for key, path in paths:
+        for _, other in paths:
+            if PurePosixPath(other) in PurePosixPath(path).parents:
+                raise layers.error(key, f"{path} is inside shared path {other}; list only {other}")
+    return files
 
 
 def _templates(layers: Layers, items: list[dict], templates_dir: Path) -> tuple[Template, ...]:

@@ -190,6 +190,8 @@ def test_link_check_agrees_with_the_kernel(tmp_path_factory, links):
         (("f", "-rf", 0o644), "name starts with '-'"),
         (("f", "--checkpoint-action=exec=touch pwned", 0o644), "name starts with '-'"),
         (("d", "--no-same-owner", 0o755), "name starts with '-'"),
+        (("f", ".deployer-exclude", 0o644), "names starting with .deployer- are the deployer's own"),
+        (("l", ".deployer-release.json", "index.html"), "names starting with .deployer-"),
     ],
 )
 def test_special_modes_and_option_like_names_are_refused_in_a_tarball(tmp_path, row, reason):

@@ -129,6 +129,19 @@ BROKEN = [
     ("parallel", {"parallel": 0}, "parallel: expected an integer of at least 1"),
 ]
 
+BROKEN += [
+    (
+        "shared dir under a shared dir",
+        {"shared": {"dirs": ["config", "config/uploads"]}},
+        "config/prod.yml: shared.dirs[1]: config/uploads is inside shared path config; list only config",
+    ),
+    (
+        "shared file under a shared dir",
+        {"shared": {"dirs": ["config"], "files": ["config/secrets.yml"]}},
+        "config/prod.yml: shared.files[0]: config/secrets.yml is inside shared path config",
+    ),
+]
+
 # Special bits and world-write in a template's mode: the file is unpacked with exactly that mode.
 BROKEN += [
     (
