@@ -140,9 +140,18 @@ class LinkTable:
         return None
 
     def problem(self) -> tuple[str, str] | None:
-        """(member name, why) for the first link whose real target lies outside the
-        release or that loops, or None when every link stays inside."""
+        """(member name, why) for the first member unpacked through a link, or link whose
+        real target lies outside the release or loops; None when all stay inside."""
         symlinks = self._effective_symlinks()
+        for name in sorted(self.kinds):
+            # Nothing may be unpacked through a link: a member's name is then where it
+            # really lands, which is what every walk below assumes.
+            parts = name.split("/")
+            through = next(
+                (p for p in ("/".join(parts[:i]) for i in range(1, len(parts))) if p in symlinks), None
+            )
+            if through is not None:
+                return name, f"path goes through the symlink {through} of the archive"
         for name, target in sorted(symlinks.items()):
             why = self._walk(
                 symlinks, name, True, f"symlink chain leads outside the release ({name} -> {target})"
@@ -152,7 +161,6 @@ class LinkTable:
         for name, target in sorted(self.hardlinks.items()):
             # link(2) follows symlinks in every component of the target but the last.
             why = self._walk(symlinks, target, False, f"hard link target {target} leads outside the release")
-            why = why or self._walk(symlinks, name, False, "path leads outside the release through a symlink")
             if why:
                 return name, why
         return None

@@ -104,6 +104,14 @@ CHAINS = {
         [("d", "d", 0o755), ("l", "d/up", ".."), ("h", "d/up2", "d/up")],
         None,
     ),
+    "a member unpacked through a link of the archive": (
+        [("d", "d", 0o755), ("l", "a", "."), ("l", "a/b", "../x")],
+        "'a/b': path goes through the symlink a of the archive",
+    ),
+    "a file unpacked through a link to a folder": (
+        [("d", "d", 0o755), ("l", "a", "d"), ("f", "a/f", 0o644)],
+        "'a/f': path goes through the symlink a",
+    ),
     "a name twice, once as a link": ([("d", "x", 0o755), ("l", "x", "index.html")], "appears twice"),
 }
 
