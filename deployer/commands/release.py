@@ -236,7 +236,8 @@ def pack_release(layout: Layout, number: int) -> str:
     manifest can neither reach outside the release nor pass tar an option."""
     return (
         f"cd {quote(layout.release(number))} && {_manifest_lines(MANIFEST_NAME)} | cut -d' ' -f4- "
-        f"| {SAFE_PATHS} | tr '\\n' '\\0' | tar -cf - --no-recursion --null --verbatim-files-from -T -"
+        f"| {SAFE_PATHS} | tr '\\n' '\\0' "
+        "| tar -cf - --no-recursion --null --verbatim-files-from --no-unquote -T -"
     )
 
 

@@ -273,6 +273,11 @@ def hostile_base(tmp_path: Path, lines: list[str]) -> tuple[Layout, Path]:
     return layout, base
 
 
+def _edit(base: Path, change) -> None:
+    lines = gzip.decompress((base / MANIFEST_NAME).read_bytes()).decode().splitlines()
+    (base / MANIFEST_NAME).write_bytes(gzip.compress("".join(line + "\n" for line in change(lines)).encode()))
+
+
 HOSTILE_LINES = [
     "d - 755 d",
     "f 0 644 d/f",
@@ -302,10 +307,12 @@ def test_a_hand_edited_base_manifest_creates_nothing_outside_the_release(tmp_pat
 def test_pack_release_takes_no_manifest_name_as_an_option_or_outside_path(tmp_path):
     layout, base = hostile_base(tmp_path, HOSTILE_LINES)
     (base / "--checkpoint-action=exec=touch PWNED").write_text("x")
+    (base / "d" / "back\\tslash").write_text("x")  # tar must not unquote it into a tab
+    _edit(base, lambda lines: [*lines, "f 0 644 d/back\\tslash"])
     result = subprocess.run(["sh", "-c", commands.pack_release(layout, 1)], capture_output=True, cwd=tmp_path)
     with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
         names = tar.getnames()
-    assert names == ["d", "d/f"]
+    assert names == ["d", "d/f", "d/back\\tslash"]
     assert not list(tmp_path.rglob("PWNED"))
 
 
