@@ -12,13 +12,12 @@ import dataclasses
 import gzip
 import hashlib
 import io
-import json
 import os
-import posixpath
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,10 @@ from typing import BinaryIO
 
 from .config import Config
 from .errors import ArtifactError
-from .layout import EXCLUDE_LIST
-from .localstate import cache_path
+from .layout import EXCLUDE_LIST, MANIFEST_MAX
+from .members import LinkTable, member_problem, safe_mode
+
+__all__ = ["Artifact", "Entry", "inspect", "member_problem", "pack_directory", "prepare"]
 
 CHUNK = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
@@ -54,13 +55,28 @@ def format_manifest(manifest: dict[str, Entry]) -> bytes:
 
 
 def parse_manifest(data: bytes) -> dict[str, Entry]:
-    """Read a stored manifest; lines that do not parse are dropped (they just won't be reused)."""
-    manifest = {}
+    """Read a stored manifest; lines that do not parse are dropped (they just won't be
+    reused), and one larger than MANIFEST_MAX is no manifest of ours: empty."""
+    manifest: dict[str, Entry] = {}
+    if len(data) > MANIFEST_MAX:
+        return manifest
     for line in data.decode("utf-8", errors="replace").splitlines():
         parts = line.split(" ", 3)
         if len(parts) == 4 and parts[0] in "fdlh" and all(c in "01234567" for c in parts[2]):
             manifest[parts[3]] = Entry(parts[0], parts[1], int(parts[2], 8))
     return manifest
+
+
+def gunzip_manifest(data: bytes) -> bytes:
+    """Decompress a stored manifest read from a host, refusing (ValueError) past
+    MANIFEST_MAX bytes: a gzip bomb costs at most that much memory, never all of it."""
+    inflate = zlib.decompressobj(wbits=31)  # gzip framing
+    out = inflate.decompress(data, MANIFEST_MAX + 1)
+    if len(out) > MANIFEST_MAX:
+        raise ValueError(f"manifest expands past {MANIFEST_MAX} bytes")
+    if not inflate.eof:
+        raise ValueError("truncated manifest")
+    return out
 
 
 def diff_manifest(base: dict[str, Entry], new: dict[str, Entry]) -> tuple[set[str], list[str]] | None:
@@ -151,34 +167,6 @@ def build(config: Config, root: Path | None = None) -> None:
         raise ArtifactError(f"artifact.build: `{command}` exited {proc.returncode}: {tail or 'no output'}")
 
 
-def member_problem(member: tarfile.TarInfo) -> str | None:
-    """Why a tar member would escape or damage the release, or None if it is safe."""
-    name = member.name
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if name.startswith("/"):
-        return "absolute path"
-    if "\n" in name or "\r" in name:
-        return "newline in path"
-    if ".." in parts:
-        return "'..' in path"
-    if member.isdev():
-        return "device or fifo file"
-    if member.issym():
-        target = member.linkname
-        if target.startswith("/"):
-            return f"symlink to absolute path {target}"
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname("/".join(parts)), target))
-        if resolved == ".." or resolved.startswith("../"):
-            return f"symlink pointing outside the release ({target})"
-    if member.islnk():
-        target = member.linkname
-        if target.startswith("/") or ".." in target.split("/"):
-            return f"hard link pointing outside the release ({target})"
-    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-        return "unsupported member type"
-    return None
-
-
 def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
     """Check every member and hash the file in one streaming pass."""
     with path.open("rb") as raw:
@@ -188,10 +176,11 @@ def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
         unpacked = members = 0
         manifest: dict[str, Entry] = {}
         sizes: dict[str, int] = {}
+        links = LinkTable()
         try:
             with tarfile.open(fileobj=io.BufferedReader(reader, CHUNK), mode="r|*") as tar:
                 for member in tar:
-                    problem = member_problem(member)
+                    problem = member_problem(member) or links.add(member)
                     if problem:
                         raise ArtifactError(f"{label}: refused: member {member.name!r}: {problem}")
                     members += 1
@@ -211,6 +200,9 @@ def inspect(path: Path, max_unpacked: int, label: str) -> Artifact:
         reader.drain()
     if members == 0:
         raise ArtifactError(f"{label}: the archive is empty")
+    chained = links.problem()  # links are judged together, once every one of them is known
+    if chained:
+        raise ArtifactError(f"{label}: refused: member {chained[0]!r}: {chained[1]}")
     return Artifact(
         path,
         is_gzip,
@@ -269,11 +261,14 @@ def write_delta(art: Artifact, send: set[str], removed: list[str]) -> Path:
 
 def pack_directory(directory: Path, destination: BinaryIO) -> None:
     """Write a deterministic tar of ``directory``: sorted names, no owner names or ids,
-    so the same tree always gives the same sha256."""
+    so the same tree always gives the same sha256. Modes are normalised: setuid, setgid,
+    sticky bits and world-write are dropped (a tarball holding them is refused instead)."""
 
     def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
+        if not info.issym():
+            info.mode = safe_mode(info.mode)
         return info
 
     with tarfile.open(fileobj=destination, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -332,56 +327,9 @@ def _prepare_in(config: Config, root: Path) -> Artifact:
         return dataclasses.replace(found, temporary=True)
     if path.stat().st_size == 0:
         raise ArtifactError(f"{label}: the file is empty")
+    from .inspectcache import inspect_cached  # it builds on this module
+
     return inspect_cached(path, config.max_unpacked_size, label)
-
-
-def _cache_file(path: Path, max_unpacked: int) -> Path:
-    """Where the inspection of this exact file is remembered: keyed like git's index, by
-    path, size, inode and change times, so any rewrite of the file misses the cache."""
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_ino}|{st.st_mtime_ns}|{st.st_ctime_ns}|{max_unpacked}|v2"
-    return cache_path("inspected", hashlib.sha256(key.encode()).hexdigest()[:32] + ".json.gz")
-
-
-def inspect_cached(path: Path, max_unpacked: int, label: str) -> Artifact:
-    """:func:`inspect`, remembered per file: deploying the same built artifact again (to
-    another stage, or after a rollback) skips re-reading and re-hashing it."""
-    cache = _cache_file(path, max_unpacked)
-    try:
-        data = json.loads(gzip.decompress(cache.read_bytes()))
-        manifest = {p: Entry(*e) for p, e in data["manifest"].items()}
-        return Artifact(
-            path,
-            data["gzip"],
-            data["sha256"],
-            data["size"],
-            data["unpacked"],
-            data["members"],
-            manifest=manifest,
-            has_hardlinks=data["hardlinks"],
-            sizes=data["sizes"],
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    found = inspect(path, max_unpacked, label)
-    data = {
-        "gzip": found.gzip,
-        "sha256": found.sha256,
-        "size": found.size,
-        "unpacked": found.unpacked_size,
-        "members": found.members,
-        "hardlinks": found.has_hardlinks,
-        "manifest": {p: [e.kind, e.digest, e.mode] for p, e in found.manifest.items()},
-        "sizes": found.sizes,
-    }
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(gzip.compress(json.dumps(data).encode(), compresslevel=1))
-        partial.replace(cache)
-    except OSError:
-        pass  # a cache we cannot write is only slower
-    return found
 
 
 def _display(path: Path, root: Path) -> str:

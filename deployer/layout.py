@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 RELEASE_METADATA = ".deployer-release.json"
 MANIFEST_NAME = ".deployer-manifest.gz"  # per release: the artifact's files and their digests
+MANIFEST_MAX = 128 * 1024 * 1024  # bytes: a manifest read back from a host may not expand past this
 EXCLUDE_LIST = ".deployer-exclude"  # in a delta: paths not to reuse from the base release
 TMP_LINK_PREFIX = "current.tmp-"
 

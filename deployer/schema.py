@@ -105,7 +105,11 @@ SCHEMA = Map(
                 "build": Str(
                     doc="Run locally, from the project root, before any host is touched.", multiline=True
                 ),
-                "path": Str(doc="A directory, or a .tar / .tar.gz / .tgz file, relative to the project."),
+                "path": Str(
+                    doc="A directory, or a .tar / .tar.gz / .tgz file, relative to the project. A "
+                    "directory is packed without setuid, setgid or sticky bits and without world-write; "
+                    "a tar file holding any of them is refused."
+                ),
                 "max_unpacked_size": Int(
                     minimum=1, doc="Refuse archives that expand past this many bytes.", default=4 * 1024**3
                 ),
@@ -136,7 +140,10 @@ SCHEMA = Map(
                 fields={
                     "src": Str(doc="Path under templates/."),
                     "dest": Str(doc="Path in the release."),
-                    "mode": Str(doc='File mode as an octal string, e.g. "0600".'),
+                    "mode": Str(
+                        doc='File mode as an octal string, e.g. "0600" (no setuid, setgid or sticky '
+                        "bit, not world-writable)."
+                    ),
                 },
                 required=("src", "dest"),
             ),

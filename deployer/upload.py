@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import commands
-from .artifact import Artifact, diff_manifest, file_chunks, parse_manifest, write_delta
+from .artifact import Artifact, diff_manifest, file_chunks, gunzip_manifest, parse_manifest, write_delta
 from .config import inside_relative
 from .errors import DeployFailed
 from .facts import HostFacts
@@ -133,8 +133,8 @@ class Uploader:
         manifest_path = f"{self.layout.release(base)}/{MANIFEST_NAME}"
         result = session.run(commands.read_base64(manifest_path), read_only=True)
         try:
-            base_manifest = parse_manifest(gzip.decompress(base64.b64decode(result.stdout)))
-        except (binascii.Error, OSError, EOFError, ValueError):
+            base_manifest = parse_manifest(gunzip_manifest(base64.b64decode(result.stdout)))
+        except (binascii.Error, ValueError, zlib.error):
             return None, f"release {base} has no readable manifest"
         base_manifest = {p: e for p, e in base_manifest.items() if inside_relative(p)}
         if not base_manifest:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# A run started in the background by a non-interactive shell inherits SIGINT ignored; the
+# Ctrl-C tests (fake hosts press it with _thread.interrupt_main) need what a terminal gives.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from project import Project
 from sshd.hosts import build_image, make_keypair, start_hosts

@@ -18,6 +18,7 @@ from .codes import (
     EXIT_NO_MANIFEST,
     EXIT_NOT_A_RELEASE,
     EXIT_RELEASE_EXISTS,
+    EXIT_UNSAFE_PATH,
 )
 from .current import cancel_pending_switches, point_current, remove_tmp_links, switch, unswitch
 from .maintenance import maintenance_off, maintenance_on
@@ -45,6 +46,7 @@ __all__ = [
     "EXIT_NOT_A_RELEASE",
     "EXIT_NO_MANIFEST",
     "EXIT_RELEASE_EXISTS",
+    "EXIT_UNSAFE_PATH",
     "SCHEDULE_FILES",
     "acquire_lock",
     "append_log",

@@ -5,11 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-from ..layout import EXCLUDE_LIST, MANIFEST_NAME, Layout, shared_link_target
+from ..layout import EXCLUDE_LIST, MANIFEST_MAX, MANIFEST_NAME, Layout, shared_link_target
 from ..shell import argv, or_fail, quote, script
 from ..untrusted import is_sha256
-from .codes import EXIT_MISSING_SHARED, EXIT_NO_MANIFEST, EXIT_RELEASE_EXISTS
+from .codes import EXIT_MISSING_SHARED, EXIT_NO_MANIFEST, EXIT_RELEASE_EXISTS, EXIT_UNSAFE_PATH
 from .current import remove_tmp_links
+
+# Unpacking an artifact: never the archive's owners, and never its modes as such either:
+# as root, tar would otherwise keep setuid/setgid bits and world-write from the archive.
+UNTAR = "--no-same-owner --no-same-permissions --no-overwrite-dir"
+
+# Paths read back from a host's manifest pass only when they are plain relative paths:
+# not absolute, no '..' component, not starting with '-' (never an option to a command).
+SAFE_PATHS = r"grep -Ev '^$|^/|^-|(^|/)\.\.(/|$)'"
+
+
+def _manifest_lines(manifest: str) -> str:
+    """A stored manifest, uncompressed, cut off at MANIFEST_MAX bytes (a gzip bomb stops there)."""
+    return f"gzip -dc -- {manifest} 2>/dev/null | head -c {MANIFEST_MAX}"
 
 
 def _new_release(layout: Layout, number: int) -> list[str]:
@@ -40,9 +53,7 @@ def unpack(layout: Layout, number: int, gzip: bool) -> str:
     release = quote(layout.release(number))
     return script(
         *_new_release(layout, number),
-        _or_remove(
-            layout, number, f"tar {flags} - -C {release} --no-same-owner --no-overwrite-dir", space=True
-        ),
+        _or_remove(layout, number, f"tar {flags} - -C {release} {UNTAR}", space=True),
     )
 
 
@@ -62,18 +73,17 @@ def clone_release(layout: Layout, base: int, number: int, delta: bool) -> str:
     exclude = quote(str(PurePosixPath(release, EXCLUDE_LIST)))
 
     def listing(kinds: str) -> str:
-        return f"gzip -dc {manifest} | awk '{kinds}' | cut -d' ' -f4- | grep -vxF -f {exclude}"
+        paths = f"awk '{kinds}' | cut -d' ' -f4- | {SAFE_PATHS}"
+        return f"{_manifest_lines(manifest)} | {paths} | grep -vxF -f {exclude}"
 
+    size = f'[ "$({_manifest_lines(manifest)} | wc -c)" -lt {MANIFEST_MAX} ]'
+    usable = f"{size} && gzip -t -- {manifest} 2>/dev/null"
     steps = [
-        or_fail(
-            f"gzip -t {manifest} 2>/dev/null", f"release {base} has no usable manifest", EXIT_NO_MANIFEST
-        ),
+        or_fail(usable, f"release {base} has no usable manifest", EXIT_NO_MANIFEST),
         *_new_release(layout, number),
     ]
     if delta:
-        steps.append(
-            _or_remove(layout, number, f"tar -xzf - -C {quote(release)} --no-same-owner", space=True)
-        )
+        steps.append(_or_remove(layout, number, f"tar -xzf - -C {quote(release)} {UNTAR}", space=True))
     else:
         steps.append(f": > {exclude}")
     dirs, others = listing('$1 == "d"'), listing('$1 != "d"')
@@ -128,29 +138,52 @@ def download_release(layout: Layout, number: int, url: str, sha256: str, gzip: b
         _or_remove(
             layout,
             number,
-            f"tar {flags} {target} -C {quote(release)} --no-same-owner --no-overwrite-dir",
+            f"tar {flags} {target} -C {quote(release)} {UNTAR}",
             space=True,
         ),
         argv("rm", "-f", "--", str(PurePosixPath(release, ".deployer-download"))),
     )
 
 
-def read_base64(path: str) -> str:
-    """Print a (binary) file base64-encoded, or nothing if it is missing."""
-    return f"base64 < {quote(path)} 2>/dev/null || true"
+def read_base64(path: str, limit: int = 2 * MANIFEST_MAX) -> str:
+    """Print a (binary) file base64-encoded, cut off at ``limit`` characters, or nothing if
+    it is missing."""
+    return f"base64 < {quote(path)} 2>/dev/null | head -c {int(limit)} || true"
+
+
+def _real_roots(layout: Layout, number: int) -> str:
+    """Set ``$release_real`` and ``$shared_real``: where the release and shared/ really are."""
+    release, shared = quote(layout.release(number)), quote(layout.shared)
+    return f"release_real=$(realpath -m -- {release}); shared_real=$(realpath -m -- {shared})"
+
+
+def inside_release(layout: Layout, number: int, path: str, what: str, or_shared: bool = False) -> str:
+    """Refuse (exit EXIT_UNSAFE_PATH) unless the folder ``path`` is written into really lies
+    inside the release (or, with ``or_shared``, inside shared/): a symlink in the release,
+    planted on the host or reused from a base release, must never turn a ``rm -rf``, ``ln``
+    or unpack into one outside. Needs :func:`_real_roots` first."""
+    parent = quote(str(PurePosixPath(layout.release(number), path).parent))
+    allowed = '"$release_real"/*' + ('|"$shared_real"/*' if or_shared else "")
+    test = f'case "$(realpath -m -- {parent})/" in {allowed}) true ;; *) false ;; esac'
+    message = f"{what} {path} resolves outside release {number} (through a symlink); refusing to write it"
+    return or_fail(test, message, EXIT_UNSAFE_PATH)
 
 
 def link_shared(layout: Layout, number: int, dirs: Iterable[str], files: Iterable[str]) -> list[str]:
-    """Commands that create shared dirs, check shared files, and link both into the release."""
+    """Commands that create shared dirs, check shared files, and link both into the release.
+    Each path's real location is checked just before it is removed and linked, so a link
+    made for one path (``config``) can never carry the next (``config/uploads``) outside."""
     dirs, files = list(dirs), list(files)
     release = layout.release(number)
     steps = [argv("mkdir", "-p", layout.shared_path(d)) for d in dirs]
     for path in files:
         shared = quote(layout.shared_path(path))
         steps.append(or_fail(f"[ -f {shared} ]", f"missing shared file: shared/{path}", EXIT_MISSING_SHARED))
+    steps.append(_real_roots(layout, number))
     for path in dirs + files:
         inside = str(PurePosixPath(release, path))
         parent = str(PurePosixPath(inside).parent)
+        steps.append(inside_release(layout, number, path, "shared path"))
         steps.append(argv("rm", "-rf", "--", inside))
         steps.append(argv("mkdir", "-p", parent))
         steps.append(argv("ln", "-s", shared_link_target(path), inside))
@@ -164,6 +197,7 @@ def finish_release(
     shared_files: Iterable[str],
     metadata_json: str,
     with_files: bool,
+    file_paths: Iterable[str] = (),
 ) -> str:
     """Link shared paths, unpack per-release files (rendered templates, the manifest) from
     stdin, write the release metadata.
@@ -173,6 +207,8 @@ def finish_release(
     """
     release = layout.release(number)
     steps = ["umask 022", *link_shared(layout, number, shared_dirs, shared_files)]
+    # A template may be written into a shared dir linked just above, never elsewhere.
+    steps += [inside_release(layout, number, path, "file", or_shared=True) for path in file_paths]
     if with_files:
         steps.append(f"(umask 077 && tar -xpf - -C {quote(release)} --no-same-owner --no-overwrite-dir)")
     # rm first: in a hard-linked release, writing in place would change the base release too.
@@ -199,13 +235,17 @@ def remove_releases(layout: Layout, numbers: Iterable[int]) -> str:
 
 def pack_release(layout: Layout, number: int) -> str:
     """Tar (to stdout) exactly the paths of a release's manifest, in manifest order: the
-    artifact's files, never what templates, hooks or shared links added (for promote)."""
+    artifact's files, never what templates, hooks or shared links added (for promote).
+    Only plain relative paths pass, and tar reads each name verbatim: a hand-edited
+    manifest can neither reach outside the release nor pass tar an option."""
     return (
-        f"cd {quote(layout.release(number))} && gzip -dc {MANIFEST_NAME} | cut -d' ' -f4- | tr '\\n' '\\0' "
-        f"| tar -cf - --no-recursion --null -T -"
+        f"cd {quote(layout.release(number))} && {_manifest_lines(MANIFEST_NAME)} | cut -d' ' -f4- "
+        f"| {SAFE_PATHS} | tr '\\n' '\\0' "
+        "| tar -cf - --no-recursion --null --verbatim-files-from --no-unquote -T -"
     )
 
 
 def read_manifest(layout: Layout, number: int) -> str:
-    """Print a release's manifest, uncompressed (fails when it has none)."""
-    return argv("gzip", "-dc", f"{layout.release(number)}/{MANIFEST_NAME}")
+    """Print a release's manifest, uncompressed and cut off at MANIFEST_MAX bytes (nothing
+    when it has none)."""
+    return _manifest_lines(quote(f"{layout.release(number)}/{MANIFEST_NAME}"))

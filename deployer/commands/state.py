@@ -98,7 +98,9 @@ def check(layout: Layout, shared_files: Iterable[str]) -> str:
         'P="$D"; while [ ! -e "$P" ]; do P=$(dirname "$P"); done',
         'if [ -w "$P" ] && [ -x "$P" ]; then echo "writable yes $P"; else echo "writable no $P"; fi',
         'printf "free_kb %s\\n" "$(df -Pk "$P" | awk \'NR==2 {print $4}\')"',
-        'for t in tar mv readlink mkdir ln; do command -v $t >/dev/null 2>&1 || echo "missing_tool $t"; done',
+        "for t in tar mv readlink realpath mkdir ln gzip grep awk head; do",
+        '  command -v $t >/dev/null 2>&1 || echo "missing_tool $t"',
+        "done",
         'mv --help 2>&1 | grep -q -- "-T" || echo "missing_tool mv -T (GNU coreutils)"',
     ]
     for path in shared_files:

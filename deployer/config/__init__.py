@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .. import jumps
 from ..schema import HOOK_PHASES, default_of, values_of
@@ -84,7 +84,7 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         delta=artifact["delta"],
         artifact_url=_artifact_url(layers, artifact["url"]),
         shared_dirs=_shared(layers, "dirs", shared["dirs"]),
-        shared_files=_shared(layers, "files", shared["files"]),
+        shared_files=_unnested(layers, shared["dirs"], _shared(layers, "files", shared["files"])),
         templates=_templates(layers, raw.get("templates") or [], root / "templates"),
         hooks=_hooks(layers, raw.get("hooks") or {}),
         hosts=_hosts(layers, raw.get("hosts") or [], transport),
@@ -122,6 +122,18 @@ def _shared(layers: Layers, kind: str, paths: tuple[str, ...] | list[str]) -> tu
     return tuple(paths)
 
 
+def _unnested(layers: Layers, dirs: tuple[str, ...], files: tuple[str, ...]) -> tuple[str, ...]:
+    """No shared path under another: once ``config`` is a link into shared/, replacing
+    ``config/uploads`` in the release would remove it inside shared/config instead."""
+    paths = [(f"shared.dirs[{i}]", p) for i, p in enumerate(dirs)]
+    paths += [(f"shared.files[{i}]", p) for i, p in enumerate(files)]
+    for key, path in paths:
+        for _, other in paths:
+            if PurePosixPath(other) in PurePosixPath(path).parents:
+                raise layers.error(key, f"{path} is inside shared path {other}; list only {other}")
+    return files
+
+
 def _templates(layers: Layers, items: list[dict], templates_dir: Path) -> tuple[Template, ...]:
     """Sources inside templates/ that exist, destinations inside the release, octal modes."""
     found = []
@@ -141,6 +153,11 @@ def _templates(layers: Layers, items: list[dict], templates_dir: Path) -> tuple[
             if not re.fullmatch(r"0?[0-7]{3,4}", mode):
                 raise layers.error(f"{key}.mode", f'expected an octal mode such as "0600", got {mode!r}')
             mode = int(mode, 8)
+            if mode & 0o7000 or mode & 0o002:  # the file is unpacked with exactly this mode
+                raise layers.error(
+                    f"{key}.mode",
+                    f"{item['mode']!r} is refused: no setuid, setgid or sticky bit, nor write for others",
+                )
         found.append(Template(item["src"], item["dest"], mode))
     return tuple(found)
 

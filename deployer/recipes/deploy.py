@@ -231,6 +231,7 @@ class DeployRun:
             config.shared_files,
             self._metadata(),
             bool(files),
+            file_paths=list(files),
         )
         checked(session, script, "prepare release", templates.to_tar(files) if files else None)
         return upload

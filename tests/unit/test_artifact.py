@@ -88,7 +88,7 @@ def test_directory_packing_is_deterministic(tmp_path):
 
 
 def test_inspection_cache_misses_when_the_file_changes(tmp_path, monkeypatch):
-    from deployer.artifact import inspect_cached
+    from deployer.inspectcache import inspect_cached
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = tar_with(tmp_path / "a.tar", member("f"))

@@ -163,6 +163,30 @@ BROKEN = [
     ),
 ]
 
+BROKEN += [
+    (
+        "shared dir under a shared dir",
+        {"shared": {"dirs": ["config", "config/uploads"]}},
+        "config/prod.yml: shared.dirs[1]: config/uploads is inside shared path config; list only config",
+    ),
+    (
+        "shared file under a shared dir",
+        {"shared": {"dirs": ["config"], "files": ["config/secrets.yml"]}},
+        "config/prod.yml: shared.files[0]: config/secrets.yml is inside shared path config",
+    ),
+]
+
+# Special bits and world-write in a template's mode: the file is unpacked with exactly that mode.
+BROKEN += [
+    (
+        f"template mode {mode}",
+        {"templates": [{"src": "t.j2", "dest": "a", "mode": mode}]},
+        f"config/prod.yml: templates[0].mode: '{mode}' is refused: no setuid, setgid or sticky bit, "
+        "nor write for others",
+    )
+    for mode in ("4755", "2755", "6777", "1644", "0666", "777")
+]
+
 
 @pytest.mark.parametrize("label, change, message", BROKEN, ids=[b[0] for b in BROKEN])
 def test_broken_configs_name_file_and_key(tmp_path, label, change, message):
@@ -173,7 +197,7 @@ def test_broken_configs_name_file_and_key(tmp_path, label, change, message):
         load(write(tmp_path, stage), "prod")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
-    assert "secret" not in str(info.value)  # a webhook's URL is never shown
+    assert "a b/secret" not in str(info.value)  # a webhook's URL is never shown
 
 
 def test_multiline_commands_are_still_allowed(tmp_path):
