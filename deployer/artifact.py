@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -54,16 +55,20 @@ def format_manifest(manifest: dict[str, Entry]) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
+MANIFEST_LINE = re.compile(r"([fdlh]) (\S+) ([0-7]{1,6}) (.+)")
+
+
 def parse_manifest(data: bytes) -> dict[str, Entry]:
     """Read a stored manifest; lines that do not parse are dropped (they just won't be
     reused), and one larger than MANIFEST_MAX is no manifest of ours: empty."""
     manifest: dict[str, Entry] = {}
     if len(data) > MANIFEST_MAX:
         return manifest
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        parts = line.split(" ", 3)
-        if len(parts) == 4 and parts[0] in "fdlh" and all(c in "01234567" for c in parts[2]):
-            manifest[parts[3]] = Entry(parts[0], parts[1], int(parts[2], 8))
+    for line in data.decode("utf-8", errors="replace").split("\n"):
+        match = MANIFEST_LINE.fullmatch(line)
+        if match:
+            kind, digest, mode, path = match.groups()
+            manifest[path] = Entry(kind, digest, int(mode, 8))
     return manifest
 
 
@@ -113,6 +118,7 @@ class Artifact:
     has_hardlinks: bool = False
     temporary_dir: Path | None = None
     sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    vouched: bool = True  # False: a promoted tree only its source host vouched for (--unverified)
 
     def manifest_bytes(self) -> bytes:
         """The manifest as stored on hosts (gzip), for the next deploy's delta."""

@@ -64,7 +64,10 @@ def parse_time(text: str) -> datetime | None:
         when = datetime.fromisoformat(text)
     except (TypeError, ValueError):
         return None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    try:
+        return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar
+        return None
 
 
 _SPAN = re.compile(r"(\d{1,5})([hdw])")

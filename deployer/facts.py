@@ -41,12 +41,12 @@ def parse_probe(output: str) -> HostFacts:
     """Turn the output of :func:`deployer.commands.probe` into :class:`HostFacts`."""
     facts = HostFacts()
     head, _, log_text = output.partition(LOG_MARKER + "\n")
-    for line in head.splitlines():
+    for line in head.split("\n"):  # only \n: splitlines() also breaks on \r, \x1c, U+2028...
         tag, _, rest = line.partition(" ")
         if tag == "exists":
             facts.exists = rest == "yes"
         elif tag == "current":
-            facts.current_raw = untrusted.decode_name(rest)
+            facts.current_raw = untrusted.decode_exact(rest)  # exact: undo writes it back
             facts.current = parse_current_target(rest) if rest else None
         elif tag == "current_ok":
             facts.current_ok = True

@@ -25,6 +25,7 @@ from .localstate import LeftLocks, whoami
 from .output import Reporter
 from .runner import Outcome, each
 from .transport import DryRunSession, Result, Session, open_session
+from .untrusted import one_line
 
 T = TypeVar("T")
 SessionOpener = Callable[[Config, Host], Session]
@@ -39,7 +40,7 @@ def describe_lock(info: dict, now: float | None = None) -> str:
         age = f" for {seconds // 60}m{seconds % 60:02d}s"
     parts = (f"pid {info['pid']}" if "pid" in info else None, info.get("command"))
     extra = ", ".join(str(x) for x in parts if x)
-    return f"{info.get('holder', 'unknown')}{f' ({extra})' if extra else ''}{age}"
+    return one_line(f"{info.get('holder', 'unknown')}{f' ({extra})' if extra else ''}{age}")
 
 
 class Fleet:

@@ -77,10 +77,10 @@ def parse_current_target(target: str) -> int | None:
     target = target.strip().rstrip("/")
     prefix = "releases/"
     if target.startswith(prefix) and target[len(prefix) :].isdigit():
-        return int(target[len(prefix) :])
+        return _number(target[len(prefix) :])
     parts = PurePosixPath(target).parts
     if len(parts) >= 2 and parts[-2] == "releases" and parts[-1].isdigit():
-        return int(parts[-1])
+        return _number(parts[-1])
     return None
 
 
@@ -88,3 +88,9 @@ def shared_link_target(path: str) -> str:
     """Relative link from ``releases/N/<path>`` back to ``shared/<path>``."""
     depth = len(PurePosixPath(path).parts) + 1
     return "../" * depth + "shared/" + str(PurePosixPath(path))
+
+
+def _number(digits: str) -> int | None:
+    """A release number we could have written (1 to 10**9), else None."""
+    value = int(digits) if digits.isascii() else 0
+    return value if 1 <= value <= 10**9 else None

@@ -10,8 +10,8 @@ vouch for a tree read back from a host:
   e.g. a CI secret), each deploy also logs an HMAC of (sha256, content digest). A host
   without the key cannot forge it, so a promote from another machine can verify too.
 
-The content digest covers each path's kind and content, not its mode: unpacking on a
-host applies its umask, so modes read back may differ from the artifact's.
+The content digest covers each path's kind and content, and each file's mode as a host
+unpacks it (``--no-same-permissions`` under umask 022), so a loosened mode is a change.
 """
 
 from __future__ import annotations
@@ -40,13 +40,17 @@ def state_path(*parts: str) -> Path:
 
 
 def content_digest(manifest: Mapping[str, Entry]) -> str:
-    """One sha256 over every path's kind and content digest, in path order."""
-    lines = (f"{e.kind} {e.digest} {path}\n" for path, e in sorted(manifest.items()))
-    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+    """One sha256 over every path's kind, content digest and, for files, mode as any host
+    unpacks it (umask 022): a source host that loosens a 0600 file cannot pass it off."""
+    lines = (
+        f"{e.kind} {e.digest} {(e.mode & ~0o022) if e.kind == 'f' else '-'} {path}\n"
+        for path, e in sorted(manifest.items())
+    )
+    return hashlib.sha256(("v2\n" + "".join(lines)).encode("utf-8")).hexdigest()
 
 
 def _record(sha256: str) -> Path:
-    return state_path("built", f"{sha256}.json")
+    return state_path("built-v2", f"{sha256}.json")  # v2: the digest covers file modes
 
 
 def remember(sha256: str, content: str) -> None:
@@ -88,6 +92,6 @@ def vouched(sha256: str, content: str, logged_seal: object) -> str | None:
     if recall(sha256) == content:
         return "matches the artifact this machine deployed"
     expected = seal(sha256, content)
-    if expected and isinstance(logged_seal, str) and hmac.compare_digest(expected, logged_seal):
+    if expected and untrusted.is_sha256(logged_seal) and hmac.compare_digest(expected, logged_seal):
         return f"sealed with {SEAL_KEY_ENV}"
     return None

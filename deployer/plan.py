@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from . import releaselog
+from . import releaselog, untrusted
 from .config import Hook, Host
 from .errors import DeployFailed
 from .facts import PARTIAL, HostFacts
@@ -18,6 +18,11 @@ def next_release(facts: Mapping[str, HostFacts]) -> int:
     highest = 0
     for fact in facts.values():
         highest = max(highest, max(fact.releases, default=0), releaselog.highest_release(fact.log))
+    if highest >= untrusted.MAX_RELEASE:
+        raise DeployFailed(
+            f"a host holds or logs release {highest}, past the largest release number "
+            f"({untrusted.MAX_RELEASE}); remove it by hand (invoke releases shows where)"
+        )
     return highest + 1
 
 

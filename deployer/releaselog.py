@@ -78,7 +78,7 @@ def parse_line(line: str) -> Event | None:
 
 def parse(text: str) -> list[Event]:
     """Every well-formed event of a log, in file order."""
-    events = (parse_line(line) for line in text.splitlines() if line.strip())
+    events = (parse_line(line) for line in text.split("\n") if line.strip())
     return [e for e in events if e is not None]
 
 

@@ -85,13 +85,13 @@ class SshSession:
         out, err = bytearray(), bytearray()
         quiet_since = started = time.monotonic()
         while True:
-            while channel.recv_ready():
+            while channel.recv_ready() and len(out) + len(err) <= MAX_OUTPUT:
                 data = channel.recv(CHUNK)
                 if sink is not None:
                     sink.write(data)
                 else:
                     out += data
-            while channel.recv_stderr_ready():
+            while channel.recv_stderr_ready() and len(out) + len(err) <= MAX_OUTPUT:
                 err += channel.recv_stderr(CHUNK)
             if len(out) + len(err) > MAX_OUTPUT:
                 channel.close()

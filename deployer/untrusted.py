@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from typing import Any
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -76,13 +77,29 @@ def json_object(raw: str, limit: int = MAX_JSON) -> dict[str, Any] | None:
 
 
 def printable(value: str) -> str:
-    """``value`` without control characters (newlines and tabs stay)."""
-    return _CONTROL.sub("", value)
+    """``value`` without control characters (newlines and tabs stay), nor the invisible
+    format and separator characters (U+202E reverses the text after it, U+2028 breaks a
+    line) that let a host's string disguise itself."""
+    value = _CONTROL.sub("", value)
+    if value.isascii():
+        return value
+    return "".join(c for c in value if unicodedata.category(c) not in ("Cf", "Zl", "Zp"))
 
 
 def one_line(value: str) -> str:
     """``value`` as one printable line: an error must stay one line whatever it quotes."""
     return " ".join(printable(value).split("\n")).replace("\t", " ")
+
+
+def decode_exact(raw: str) -> str:
+    """A name the probe sent hex-encoded, decoded to the exact string (to write it back,
+    e.g. ``current``'s old target on undo); other names pass unchanged."""
+    if not raw.startswith(HEX_PREFIX):
+        return raw
+    try:
+        return bytes.fromhex(raw[len(HEX_PREFIX) :]).decode("utf-8", errors="replace")
+    except ValueError:
+        return ""
 
 
 def decode_name(raw: str) -> str:

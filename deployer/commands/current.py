@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
@@ -9,10 +10,12 @@ from ..layout import TMP_LINK_PREFIX, Layout, current_target
 from ..shell import argv, or_fail, quote, script
 from .codes import EXIT_NOT_A_RELEASE
 
+OUR_TMP_LINK = re.compile(re.escape(TMP_LINK_PREFIX) + r"[0-9a-f]{1,64}")  # the names switch() makes
+
 
 def remove_tmp_links(layout: Layout, names: Iterable[str]) -> str:
     """Delete leftover temporary ``current`` links from interrupted switches."""
-    paths = [str(PurePosixPath(layout.deploy_to, n)) for n in names if n.startswith(TMP_LINK_PREFIX)]
+    paths = [str(PurePosixPath(layout.deploy_to, n)) for n in names if OUR_TMP_LINK.fullmatch(n)]
     return argv("rm", "-f", "--", *paths) if paths else "true"
 
 

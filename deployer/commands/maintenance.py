@@ -56,5 +56,5 @@ def probe_lines(layout: Layout) -> list[str]:
     record is the host's own data: it is parsed as untrusted, see recipes/maintenance)."""
     return [
         f'if [ -e {quote(page_path(layout))} ]; then printf "maintenance %s\\n" '
-        f'"$(head -c 2000 {quote(record_path(layout))} 2>/dev/null | tr -d "\\n")"; fi'
+        f'"$(head -c 2000 {quote(record_path(layout))} 2>/dev/null | tr -d "\\000-\\037")"; fi'
     ]

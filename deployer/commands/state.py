@@ -82,7 +82,7 @@ def probe(layout: Layout) -> str:
             '  [ -L "$t" ] && printf "tmplink %s\\n" "$(safe_name "${t##*/}")"',
             "done",
             f'if [ -d {quote(layout.lock)} ]; then printf "lock %s\\n" '
-            f'"$(head -c 4000 {quote(layout.lock_info)} 2>/dev/null | tr "\\n" " ")"; fi',
+            f'"$(head -c 4000 {quote(layout.lock_info)} 2>/dev/null | tr -d "\\000-\\037")"; fi',
             *maintenance_lines(layout),
             f"echo {quote(LOG_MARKER)}",
             f"cat {quote(layout.log)} 2>/dev/null || true",

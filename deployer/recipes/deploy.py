@@ -26,6 +26,7 @@ from ..localstate import whoami
 from ..notify import notifying
 from ..output import Reporter, Secrets, human_bytes
 from ..transport import Session, open_session
+from ..untrusted import one_line
 from .cleanup import cleanup_after
 from .eventlog import EventLog, now_iso
 from .hooks import run_hooks
@@ -122,6 +123,9 @@ class DeployRun:
         )
         if self.config.subset:
             extra["hosts"] = self.fleet.names  # a deploy to a subset says so in the log
+        if not self.art.vouched:  # never sealed: only its source host vouched for it
+            extra["unverified"] = True
+            return extra
         content = ledger.content_digest(self.art.manifest)
         sealed = ledger.seal(self.art.sha256, content)
         if sealed:  # lets a promote from any machine holding the key trust this release
@@ -172,7 +176,7 @@ class DeployRun:
         message = incidents.describe_refusal(self.command, self.config.stage, verdict)
         if not self.force:
             raise ArtifactError(message)
-        self.reporter.line(f"warning (--force): {message.split('; pass --force')[0]}")
+        self.reporter.line(f"warning (--force): {one_line(message.split('; pass --force')[0])}")
 
     def _watch(self) -> None:
         """The watch window (``rollout.watch``); its failure is undone like any other."""

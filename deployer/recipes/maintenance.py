@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from secrets import token_hex
 
+from .. import untrusted
 from ..commands import maintenance as builders
 from ..config import Config
 from ..errors import ConfigError
@@ -62,12 +63,7 @@ def parse_record(raw: str | None) -> MaintenanceState | None:
     missing or unreadable still means maintenance is on (the page is what counts)."""
     if raw is None:
         return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
+    data = untrusted.json_object(raw) or {}  # never raises: deep nesting, NaN, not an object
     since = clean(data.get("since"), 40)
     if since is not None and not _ISO.fullmatch(since):
         since = None

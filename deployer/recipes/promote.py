@@ -86,7 +86,9 @@ def fetch_release(
     reporter.line(
         f"promote: release {number} of {source.stage} (sha256 {sha256[:12]}), read from {holder}: {why}"
     )
-    return dataclasses.replace(art, sha256=sha256, temporary=True), number, _revision(info[number])
+    vouched = sha256 == claimed
+    art = dataclasses.replace(art, sha256=sha256, temporary=True, vouched=vouched)
+    return art, number, _revision(info[number])
 
 
 def _vouch(

@@ -19,6 +19,7 @@ from ..fleet import Fleet, SessionOpener, describe_lock
 from ..layout import Layout
 from ..output import Reporter
 from ..transport import open_session
+from ..untrusted import one_line
 from .maintenance import describe as describe_maintenance
 from .maintenance import parse_record as maintenance_state
 
@@ -186,7 +187,7 @@ def check(config: Config, reporter: Reporter, opener: SessionOpener = open_sessi
         if report.problems:
             reporter.line(f"{report.name}: {len(report.problems)} problem(s)")
             for problem in report.problems:
-                reporter.line(f"  - {problem}")
+                reporter.line(f"  - {one_line(problem)}")
         else:
             via = [f"via {jumps.describe(routes[report.name])}"] if routes.get(report.name) else []
             reporter.line(f"{report.name}: ok ({'; '.join(via + report.notes)})")

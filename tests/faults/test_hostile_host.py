@@ -286,9 +286,12 @@ def test_promote_of_a_release_nothing_vouches_for_needs_unverified(project, tmp_
     fresh = {"XDG_STATE_HOME": str(tmp_path / "this-machine")}
     result = project.invoke("promote", "--from=test", "--to=production", env=fresh)
     assert_one_line_error(result, 1, "nothing vouches", "--unverified")
-    result = project.invoke("promote", "--from=test", "--to=production", "--unverified", env=fresh)
+    keyed = {**fresh, "DEPLOYER_SEAL_KEY": "k"}  # found in review: an override must not become a seal
+    result = project.invoke("promote", "--from=test", "--to=production", "--unverified", env=keyed)
     assert result.returncode == 0, result.stderr
     assert "UNVERIFIED" in result.stdout
+    for event in releaselog.parse(project.sh(0, f"cat {production}/.deployer/log.jsonl")):
+        assert "seal" not in event.extra and event.extra.get("unverified") is True
     staged = {e.get("sha256") for e in project.log(0)}
     promoted = releaselog.parse(project.sh(0, f"cat {production}/.deployer/log.jsonl"))
     assert promoted and all(e.sha256 not in staged for e in promoted if e.sha256)

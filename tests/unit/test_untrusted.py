@@ -73,3 +73,87 @@ def test_a_planted_name_cannot_forge_probe_output():
 def test_a_lock_record_with_nan_is_unreadable_but_still_held():
     assert parse_lock_info('{"holder":"x","since":NaN}') == {"holder": "unknown (unreadable lock info)"}
     assert parse_lock_info('{"holder":"x","since":1e999}')["holder"] == "unknown (unreadable lock info)"
+
+
+# -- found in review (issue 10) -------------------------------------------------------------
+
+
+def test_a_lock_record_with_other_line_breaks_cannot_forge_probe_lines():
+    """splitlines() broke on \\r, \\x1c, U+2028...: a lock record could plant a tmplink
+    pointing outside deploy_to (which cleanup then removed) or a release."""
+    forged = "{}\rtmplink current.tmp-x/../../../home/deploy/.ssh/authorized_keys\u2028release complete 5"
+    facts = parse_probe(f"exists yes\nlock {forged}\n--- deployer log ---\n")
+    assert facts.tmp_links == [] and facts.releases == {} and facts.lock is not None
+
+
+def test_only_our_own_temporary_links_are_ever_removed():
+    from deployer.commands import remove_tmp_links
+    from deployer.layout import Layout
+
+    script = remove_tmp_links(
+        Layout("/srv/app"), ["current.tmp-ab12", "current.tmp-x/../../etc", "current.tmp-"]
+    )
+    assert script == "rm -f -- /srv/app/current.tmp-ab12"
+
+
+def test_release_numbers_past_the_cap_stop_a_deploy_with_one_line():
+    import pytest
+
+    from deployer.errors import DeployFailed
+    from deployer.facts import HostFacts
+    from deployer.layout import parse_current_target
+    from deployer.plan import next_release
+
+    assert parse_current_target("releases/1000000001") is None
+    facts = {"web1": HostFacts(releases={untrusted.MAX_RELEASE: "complete"})}
+    with pytest.raises(DeployFailed, match="past the largest release number"):
+        next_release(facts)
+
+
+def test_a_deeply_nested_maintenance_record_is_just_unreadable():
+    from deployer.recipes.maintenance import parse_record
+
+    state = parse_record("[" * 1999)
+    assert state is not None and state.reason is None
+
+
+def test_an_out_of_range_time_is_no_time():
+    from deployer.dora import parse_time
+
+    assert parse_time("0001-01-01T00:00:00+01:00") is None
+    assert parse_time("9999-12-31T23:59:59-01:00") is None
+
+
+def test_a_non_ascii_seal_is_refused_not_a_crash(monkeypatch):
+    from deployer import ledger
+
+    monkeypatch.setenv(ledger.SEAL_KEY_ENV, "k")
+    assert ledger.vouched("a" * 64, "b" * 64, "é") is None
+
+
+def test_a_loosened_file_mode_changes_the_content_digest():
+    from deployer import ledger
+    from deployer.artifact import Entry
+
+    secret = {"config/credentials": Entry("f", "ab" * 16, 0o600)}
+    loosened = {"config/credentials": Entry("f", "ab" * 16, 0o644)}
+    umasked = {"config/credentials": Entry("f", "ab" * 16, 0o622)}  # 0622 unpacks as 0600
+    assert ledger.content_digest(secret) != ledger.content_digest(loosened)
+    assert ledger.content_digest(secret) == ledger.content_digest(umasked)
+
+
+def test_printable_drops_bidi_overrides_and_line_separators():
+    assert untrusted.printable("bob\u202eevil\u2028x\u200b") == "bobevilx"
+
+
+def test_a_manifest_line_of_the_wrong_shape_is_dropped():
+    from deployer.artifact import parse_manifest
+
+    data = b"f abc  path\nfd abc 644 p2\n f abc 644 p3\nf abc 644 good\n"
+    assert list(parse_manifest(data)) == ["good"]
+
+
+def test_an_exact_current_target_survives_for_undo():
+    name = "releases/café"
+    encoded = untrusted.HEX_PREFIX + name.encode().hex()
+    assert parse_probe(f"current {encoded}\n--- deployer log ---\n").current_raw == name
