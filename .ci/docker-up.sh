@@ -13,7 +13,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if ! docker info >/dev/null 2>&1; then
   # Published ports bind to loopback only: tests never reach any other address.
-  nohup dockerd --ip 127.0.0.1 >/var/log/dockerd.log 2>&1 &
+  # Inherited descriptors are closed: a caller's flock on fd 3+ would otherwise be held by dockerd forever.
+  nohup dockerd --ip 127.0.0.1 >/var/log/dockerd.log 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { tail -30 /var/log/dockerd.log >&2; exit 1; }
 fi
