@@ -80,7 +80,18 @@ def kill(host) -> None:
 
 
 def pause(host) -> None:
-    docker("pause", host.container_id)
+    """``docker pause``; the cgroup freezer can give up on a container busy writing (runc:
+    "unable to freeze"), which is the injection failing, not the tool: try again."""
+    for _ in range(5):
+        proc = subprocess.run(
+            ["docker", "pause", host.container_id], capture_output=True, text=True, timeout=90
+        )
+        if proc.returncode == 0:
+            return
+        if "unable to freeze" not in proc.stderr:
+            break
+        trace(f"docker pause: {proc.stderr.strip()}; trying again")
+    raise AssertionError(f"docker pause {host.container_id} exited {proc.returncode}: {proc.stderr.strip()}")
 
 
 def unpause(host) -> None:
