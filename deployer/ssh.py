@@ -43,14 +43,20 @@ class SshSession:
     """One SSH connection to a host, reused for every step of a task."""
 
     def __init__(
-        self, host: Host, connection, timeout: float, route: tuple[Hop, ...] = (), lease: Lease | None = None
+        self,
+        host: Host,
+        connection,
+        timeout: float,
+        route: tuple[Hop, ...] = (),
+        lease: Lease | None = None,
+        deadline: float = float("inf"),
     ) -> None:
         self.host = host
         self.connection = connection
         self.timeout = timeout
         self.route = route  # the bastions it is reached through, outermost first
         self.lease = lease
-        self.deadline = float("inf")  # ssh.command_deadline, set by connect()
+        self.deadline = deadline  # ssh.command_deadline
         self.cancel = threading.Event()
         self.trace = no_trace
 
@@ -204,7 +210,7 @@ def connect(config: Config, host: Host) -> SshSession:
     route = _route(config, host, conn)
     if not route:
         open_verified(conn, config, end)
-        return _with_deadline(SshSession(host, conn, config.ssh.command_timeout), config)
+        return SshSession(host, conn, config.ssh.command_timeout, deadline=config.ssh.command_deadline)
     lease = _lease(config, host, route)
     try:
         sock = _channel(config, lease.conn, conn.host, int(conn.port or 22), f"host {host.name}", route)
@@ -212,12 +218,7 @@ def connect(config: Config, host: Host) -> SshSession:
     except BaseException:
         lease.release()
         raise
-    return _with_deadline(SshSession(host, conn, config.ssh.command_timeout, route, lease), config)
-
-
-def _with_deadline(session: SshSession, config: Config) -> SshSession:
-    session.deadline = config.ssh.command_deadline
-    return session
+    return SshSession(host, conn, config.ssh.command_timeout, route, lease, config.ssh.command_deadline)
 
 
 def routes(config: Config) -> dict[str, tuple[Hop, ...]]:

@@ -91,15 +91,20 @@ def one_line(value: str) -> str:
     return " ".join(printable(value).split("\n")).replace("\t", " ")
 
 
+def _hex_decoded(raw: str) -> str | None:
+    """The string a ``hex:`` name stands for (None if the hex is broken)."""
+    try:
+        return bytes.fromhex(raw[len(HEX_PREFIX) :]).decode("utf-8", errors="replace")
+    except ValueError:
+        return None
+
+
 def decode_exact(raw: str) -> str:
     """A name the probe sent hex-encoded, decoded to the exact string (to write it back,
     e.g. ``current``'s old target on undo); other names pass unchanged."""
     if not raw.startswith(HEX_PREFIX):
         return raw
-    try:
-        return bytes.fromhex(raw[len(HEX_PREFIX) :]).decode("utf-8", errors="replace")
-    except ValueError:
-        return ""
+    return _hex_decoded(raw) or ""
 
 
 def decode_name(raw: str) -> str:
@@ -107,9 +112,8 @@ def decode_name(raw: str) -> str:
     decoded and made printable; other names pass unchanged."""
     if not raw.startswith(HEX_PREFIX):
         return raw
-    try:
-        decoded = bytes.fromhex(raw[len(HEX_PREFIX) :]).decode("utf-8", errors="replace")
-    except ValueError:
+    decoded = _hex_decoded(raw)
+    if decoded is None:
         return "?"
     return decoded.encode("unicode_escape").decode("ascii")  # "a\\nb": seen, never obeyed
 
