@@ -20,3 +20,4 @@ if ! docker info >/dev/null 2>&1; then
 fi
 bash "$(dirname "$0")/../tests/sshd/build-image.sh"
 bash "$(dirname "$0")/../tests/stack/build-image.sh"
+bash "$(dirname "$0")/../tests/db/build-image.sh"

@@ -28,7 +28,8 @@ from .untrusted import one_line
 
 EXIT_CODES = (
     "Exit codes: 0 ok; 1 failed (nothing switched, or switched back); 2 config, usage or "
-    "artifact error; 3 lock held; 4 host unreachable; 130 interrupted."
+    "artifact error; 3 lock held; 4 host unreachable; 5 rollback crosses migrations (choose how); "
+    "130 interrupted."
 )
 
 
@@ -77,13 +78,25 @@ def _deploy(call: Call, config, reporter) -> None:
     print_summary(reporter, deploy(config, reporter, **flags))
 
 
+DATA_CHOICES = {"migrate_down": "migrate-down", "with_data": "with-data", "code_only": "code-only"}
+
+
+def _check_rollback(call: Call) -> None:
+    chosen = [flag for flag in DATA_CHOICES if call[flag]]
+    if len(chosen) > 1:
+        raise Exit("error: rollback: give at most one of --migrate-down, --with-data, --code-only", 2)
+
+
 def _rollback(call: Call, config, reporter) -> None:
+    from .recipes.migrate import DataChoice
     from .recipes.rollback import ask_reason, rollback
 
-    reason = ask_reason(call["reason"], may_ask=not call["json"] and not call["dry_run"])
-    print_summary(
-        reporter, rollback(config, reporter, call.number("to"), dry_run=call["dry_run"], reason=reason)
-    )
+    may_ask = not call["json"] and not call["dry_run"]
+    reason = ask_reason(call["reason"], may_ask=may_ask)
+    choice = next((DATA_CHOICES[flag] for flag in DATA_CHOICES if call[flag]), None)
+    data = DataChoice(choice, yes=bool(call["yes"]), may_ask=not call["json"])
+    summary = rollback(config, reporter, call.number("to"), dry_run=call["dry_run"], reason=reason, data=data)
+    print_summary(reporter, summary)
 
 
 def _check_promote(call: Call) -> None:
@@ -202,9 +215,9 @@ TASKS = (
     ),
     TaskSpec(
         "rollback", "Switch every host back to the previous good release, instantly (no upload).",
-        ("stage", "instance", "to", "reason", "hosts", "roles", "dry_run", *OUTPUT), _rollback,
-        own=_own("to", "rollback_reason"),
-        numbers=("to",),
+        ("stage", "instance", "to", "reason", *DATA_CHOICES, "yes", "hosts", "roles", "dry_run", *OUTPUT),
+        _rollback, own=_own("to", "rollback_reason", *DATA_CHOICES, "data_yes"),
+        check=_check_rollback, numbers=("to",),
     ),
     TaskSpec(
         "promote", "Deploy to --to exactly the artifact live on --from (same sha256), no rebuild.",

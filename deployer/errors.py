@@ -58,3 +58,8 @@ class HostUnreachable(DeployerError, exit_code=4):
 
 class Interrupted(DeployerError, exit_code=130):
     """The user pressed Ctrl-C; whatever was started has been undone where possible."""
+
+
+class MigrationsCrossed(DeployerError, exit_code=5):
+    """A rollback would run old code on a schema it has not seen, and no way was chosen
+    (--migrate-down, --with-data or --code-only): nothing was switched."""

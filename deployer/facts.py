@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import releaselog, untrusted
-from .layout import parse_current_target
+from .layout import parse_current_target, snapshot_release
 
 COMPLETE, PARTIAL = "complete", "partial"
 LOG_MARKER = "--- deployer log ---"
@@ -30,6 +30,7 @@ class HostFacts:
     tmp_links: list[str] = field(default_factory=list)
     lock: dict | None = None
     maintenance: str | None = None  # the raw record while maintenance is on (untrusted)
+    snapshots: dict[int, int] = field(default_factory=dict)  # release -> bytes of its snapshot
     log: list[releaselog.Event] = field(default_factory=list)
 
     @property
@@ -62,8 +63,18 @@ def parse_probe(output: str) -> HostFacts:
             facts.lock = parse_lock_info(rest)
         elif tag == "maintenance":
             facts.maintenance = rest
+        elif tag == "snapshot":
+            _snapshot(facts, rest)
     facts.log = releaselog.parse(log_text)
     return facts
+
+
+def _snapshot(facts: HostFacts, rest: str) -> None:
+    """``snapshot <release>.dump <bytes>``: only names and sizes we could have written count."""
+    name, _, size = rest.partition(" ")
+    number = untrusted.release_number(snapshot_release(name))
+    if number is not None and size.isdigit() and len(size) < 16:
+        facts.snapshots[number] = int(size)
 
 
 def parse_lock_info(raw: str) -> dict:

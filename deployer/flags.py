@@ -56,6 +56,15 @@ OWN = {  # flags only some tasks take
     "unschedule": Flag(False, "Remove that scheduled cleanup."),
     "yes": Flag(False, "Really remove the instance."),
     "rollback_reason": Flag(None, "Why (recorded in the release log; asked on a terminal when missing)."),
+    "migrate_down": Flag(False, "When the rollback crosses migrations: run migrations.down first."),
+    "with_data": Flag(
+        False,
+        "When the rollback crosses migrations: restore the snapshot from before them (loses later writes).",
+    ),
+    "code_only": Flag(
+        False, "When the rollback crosses migrations: switch the code anyway, schema left as is."
+    ),
+    "data_yes": Flag(False, "With --with-data: confirm the loss of later writes (needed off a terminal)."),
     "force": Flag(False, "Ship an artifact that was rolled back (or failed its checks) on this stage."),
     "since": Flag("30d", "Start of the window: a span before now (30d, 12h, 2w) or an ISO date."),
     "until": Flag(None, "End of the window (default now): an ISO date or time."),
@@ -69,5 +78,5 @@ OWN = {  # flags only some tasks take
 def _own(*names: str) -> dict[str, Flag]:
     """Own flags by name; ``to_stage`` and ``compare`` are ``--to`` and ``--ref`` with
     another meaning."""
-    renamed = {"to_stage": "to", "compare": "ref", "rollback_reason": "reason"}
+    renamed = {"to_stage": "to", "compare": "ref", "rollback_reason": "reason", "data_yes": "yes"}
     return {renamed.get(n, n): OWN[n] for n in names}

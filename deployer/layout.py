@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -10,6 +11,7 @@ MANIFEST_NAME = ".deployer-manifest.gz"  # per release: the artifact's files and
 MANIFEST_MAX = 128 * 1024 * 1024  # bytes: a manifest read back from a host may not expand past this
 EXCLUDE_LIST = ".deployer-exclude"  # in a delta: paths not to reuse from the base release
 TMP_LINK_PREFIX = "current.tmp-"
+SNAPSHOT_NAME = re.compile(r"([1-9][0-9]{0,8})\.dump")  # .deployer/snapshots/<release>.dump
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,15 @@ class Layout:
     def log(self) -> str:
         return self._join(".deployer", "log.jsonl")
 
+    @property
+    def snapshots(self) -> str:
+        """``.deployer/snapshots/``: database snapshots taken before migrations (mode 0700)."""
+        return self._join(".deployer", "snapshots")
+
+    def snapshot(self, number: int) -> str:
+        """The snapshot taken before release ``number``'s migrations."""
+        return self._join(".deployer", "snapshots", f"{int(number)}.dump")
+
     def metadata(self, number: int) -> str:
         return self._join("releases", str(int(number)), RELEASE_METADATA)
 
@@ -94,3 +105,9 @@ def _number(digits: str) -> int | None:
     """A release number we could have written (1 to 10**9), else None."""
     value = int(digits) if digits.isascii() else 0
     return value if 1 <= value <= 10**9 else None
+
+
+def snapshot_release(name: str) -> int | None:
+    """The release a file in ``.deployer/snapshots/`` belongs to (``12.dump``), or None."""
+    match = SNAPSHOT_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None

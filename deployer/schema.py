@@ -70,6 +70,45 @@ HOOK_DOCS = {
     "on_failure": "Always after a failed deploy (in deploy_to); its own failure is only a warning.",
 }
 
+MIGRATIONS = Map(
+    doc="Schema migrations as a first-class step: run once per deploy, before the switch, on the "
+    "migration host (the first host with role `db`, else the first host), with the schema version read "
+    "before and after, an optional snapshot before, and a rollback that knows when it crosses them. "
+    "Each command runs by /bin/sh with the hooks' `DEPLOYER_*` environment.",
+    fields={
+        "command": Str(
+            doc="Applies the migrations (in the new release); a failure switches nothing.", multiline=True
+        ),
+        "version": Str(
+            doc="Prints one line, the schema version the database is at now (in the release the "
+            "command serves); read before and after `command`, and by rollback.",
+            multiline=True,
+        ),
+        "snapshot": Str(
+            doc="Dumps the database into `$DEPLOYER_SNAPSHOT` (a 0600 file under "
+            "`<deploy_to>/.deployer/snapshots/`) before `command`; kept only if the version changed.",
+            multiline=True,
+        ),
+        "restore": Str(
+            doc="Loads `$DEPLOYER_SNAPSHOT` back, replacing the data (for `rollback --with-data`; run in "
+            "the release rolled back from).",
+            multiline=True,
+        ),
+        "down": Str(
+            doc="Migrates down to `$DEPLOYER_TARGET_SCHEMA` (for `rollback --migrate-down`; run in the "
+            "release rolled back from, whose code knows its own down migrations).",
+            multiline=True,
+        ),
+        "rollback": Enum(
+            choices=("refuse", "migrate-down", "code-only"),
+            doc="What a rollback that crosses migrations does when no --migrate-down, --with-data or "
+            "--code-only is given and nobody is at a terminal to ask.",
+            default="refuse",
+        ),
+    },
+    required=("command", "version"),
+)
+
 WATCH = Map(
     doc="After the last batch is healthy, keep the lock and check every host for a while; the "
     "first failure switches every host back, marks the release failed and exits 1.",
@@ -153,6 +192,7 @@ SCHEMA = Map(
             doc="Commands run at fixed points of a deploy or rollback.",
             fields={phase: List(item=HOOK, default=[], doc=HOOK_DOCS[phase]) for phase in HOOK_PHASES},
         ),
+        "migrations": MIGRATIONS,
         "hosts": List(
             doc="The stage's servers.",
             item=Map(

@@ -13,6 +13,7 @@ Every path comes from :class:`~deployer.layout.Layout` and every value is quoted
 """
 
 from .codes import (
+    EXIT_EMPTY_SNAPSHOT,
     EXIT_LOCK_HELD,
     EXIT_MISSING_SHARED,
     EXIT_NO_MANIFEST,
@@ -33,14 +34,16 @@ from .release import (
     read_manifest,
     remove_deploy_to,
     remove_releases,
+    remove_snapshots,
     unpack,
 )
-from .run import healthcheck, run_hook, watch_check
+from .run import healthcheck, run_hook, snapshot, watch_check
 from .schedule import DETECT_SCHEDULER, SCHEDULE_FILES, install_schedule, remove_schedule
 from .state import acquire_lock, append_log, break_lock, check, lock_and_probe, probe, release_lock
 
 __all__ = [
     "DETECT_SCHEDULER",
+    "EXIT_EMPTY_SNAPSHOT",
     "EXIT_LOCK_HELD",
     "EXIT_MISSING_SHARED",
     "EXIT_NOT_A_RELEASE",
@@ -72,8 +75,10 @@ __all__ = [
     "remove_deploy_to",
     "remove_releases",
     "remove_schedule",
+    "remove_snapshots",
     "remove_tmp_links",
     "run_hook",
+    "snapshot",
     "switch",
     "unpack",
     "unswitch",

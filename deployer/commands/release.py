@@ -222,9 +222,21 @@ def remove_deploy_to(layout: Layout) -> str:
     return argv("rm", "-rf", "--", layout.deploy_to)
 
 
-def cleanup(layout: Layout, numbers: Iterable[int], tmp_links: Iterable[str]) -> str:
-    """Remove old releases and leftover temporary ``current`` links."""
-    return f"{remove_releases(layout, numbers)} && {remove_tmp_links(layout, tmp_links)}"
+def cleanup(
+    layout: Layout, numbers: Iterable[int], tmp_links: Iterable[str], snapshots: Iterable[int] = ()
+) -> str:
+    """Remove old releases, the snapshots no rollback can use any more, and leftover
+    temporary ``current`` links."""
+    return (
+        f"{remove_releases(layout, numbers)} && {remove_snapshots(layout, snapshots)} && "
+        f"{remove_tmp_links(layout, tmp_links)}"
+    )
+
+
+def remove_snapshots(layout: Layout, numbers: Iterable[int]) -> str:
+    """Delete database snapshots by release number (never anything else)."""
+    paths = [layout.snapshot(n) for n in sorted(set(numbers))]
+    return argv("rm", "-f", "--", *paths) if paths else "true"
 
 
 def remove_releases(layout: Layout, numbers: Iterable[int]) -> str:

@@ -1,8 +1,10 @@
-"""Users' commands on hosts: hooks and health checks."""
+"""Users' commands on hosts: hooks, health checks and the database snapshot."""
 
 from __future__ import annotations
 
-from ..shell import argv, env_prefix, quote, script
+from ..layout import Layout
+from ..shell import argv, env_prefix, or_fail, quote, script
+from .codes import EXIT_EMPTY_SNAPSHOT
 
 
 def run_hook(
@@ -53,3 +55,23 @@ def watch_check(directory: str, command: str | None, url: str | None, timeout: f
         else argv("curl", "-fsS", "-o", "/dev/null", "--max-time", f"{timeout:g}", url)
     )
     return script(argv("cd", directory), f"exec timeout {timeout:g} sh -c {quote(probe)} 2>&1")
+
+
+def snapshot(layout: Layout, release: int, directory: str, command: str, env: dict[str, str]) -> str:
+    """Run the snapshot command into a fresh file only its owner can read (the 0700
+    snapshots folder, umask 077, then 0600), refuse an empty or missing one, print its size."""
+    path, folder = layout.snapshot(release), layout.snapshots
+    return script(
+        "umask 077",
+        argv("mkdir", "-p", "--", folder),
+        argv("chmod", "0700", "--", folder),
+        argv("rm", "-f", "--", path),
+        "(\n" + run_hook(directory, command, env) + "\n)",
+        or_fail(
+            f"[ -f {quote(path)} ] && [ ! -L {quote(path)} ] && [ -s {quote(path)} ]",
+            "the snapshot command wrote nothing to $DEPLOYER_SNAPSHOT",
+            EXIT_EMPTY_SNAPSHOT,
+        ),
+        argv("chmod", "0600", "--", path),
+        f'printf "snapshot_size %s\\n" "$(stat -c %s {quote(path)})"',
+    )

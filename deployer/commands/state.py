@@ -84,6 +84,10 @@ def probe(layout: Layout) -> str:
             f'if [ -d {quote(layout.lock)} ]; then printf "lock %s\\n" '
             f'"$(head -c 4000 {quote(layout.lock_info)} 2>/dev/null | tr -d "\\000-\\037")"; fi',
             *maintenance_lines(layout),
+            f"for s in {quote(layout.snapshots)}/*.dump; do",
+            '  [ -f "$s" ] && [ ! -L "$s" ] && printf "snapshot %s %s\\n" "$(safe_name "${s##*/}")" '
+            '"$(stat -c %s "$s")"',
+            "done",
             f"echo {quote(LOG_MARKER)}",
             f"cat {quote(layout.log)} 2>/dev/null || true",
         ]

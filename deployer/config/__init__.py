@@ -29,6 +29,7 @@ from .model import (
     Healthcheck,
     Hook,
     Host,
+    Migrations,
     Rollout,
     Schedule,
     SshOptions,
@@ -43,6 +44,7 @@ __all__ = [
     "Healthcheck",
     "Hook",
     "Host",
+    "Migrations",
     "Rollout",
     "Schedule",
     "SshOptions",
@@ -95,6 +97,7 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         instance=instance,
         schedule=Schedule(**values_of("schedule", raw.get("schedule"))),
         notify=_notify(layers, raw.get("notify") or []),
+        migrations=_migrations(layers, raw.get("migrations")),
     )
 
 
@@ -258,6 +261,15 @@ def _healthcheck(layers: Layers, given: dict | None) -> Healthcheck | None:
     return Healthcheck(
         **{**values, "interval": float(values["interval"]), "timeout": float(values["timeout"])}
     )
+
+
+def _migrations(layers: Layers, given: dict | None) -> Migrations | None:
+    if given is None:
+        return None
+    values = values_of("migrations", given)
+    if values["rollback"] == "migrate-down" and not values["down"]:
+        raise layers.error("migrations.rollback", "migrate-down needs migrations.down")
+    return Migrations(**values)
 
 
 def _rollout(layers: Layers, given: dict | None) -> Rollout:

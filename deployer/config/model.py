@@ -88,6 +88,18 @@ class Rollout:
     watch: Watch | None = None
 
 
+@section("migrations", required=("command", "version"))
+class Migrations:
+    """The schema migration step and what rollback may do about the data (deployer.schema)."""
+
+    command: str
+    version: str
+    snapshot: str | None
+    restore: str | None
+    down: str | None
+    rollback: str
+
+
 @section("schedule")
 class Schedule:
     """How ``cleanup --schedule`` runs on the hosts."""
@@ -146,6 +158,7 @@ class Config:
     instance: str | None = None
     notify: tuple[Webhook, ...] = ()
     schedule: Schedule = field(default_factory=Schedule)
+    migrations: Migrations | None = None
 
     @property
     def templates_dir(self) -> Path:

@@ -1,9 +1,11 @@
 """Cleanup: keep the newest ``keep_releases`` on each host; failed and half-built
-releases go first; never ``current``, the rollback target, or anything we did not create."""
+releases go first; never ``current``, the rollback target, or anything we did not create.
+A database snapshot goes once no kept release is older than the release it was taken for
+(no rollback could restore it any more)."""
 
 from __future__ import annotations
 
-from .. import commands, plan, releaselog
+from .. import commands, migrations, plan, releaselog
 from ..config import Config
 from ..facts import HostFacts
 from ..failures import checked
@@ -38,23 +40,31 @@ def cleanup_victims(fleet: Fleet, facts: dict[str, HostFacts]) -> dict[str, list
     return {name: plan.cleanup_victims(f, keep, protected, statuses) for name, f in facts.items()}
 
 
+def unusable_snapshots(fact: HostFacts, removed: list[int]) -> list[int]:
+    """Snapshots no rollback can use once ``removed`` are gone (deployer.migrations)."""
+    kept = [n for n in fact.releases if n not in removed]
+    return migrations.snapshots_to_remove(fact.snapshots, kept)
+
+
 def cleanup_after(fleet: Fleet, facts: dict[str, HostFacts] | None = None) -> dict[str, list[int]]:
     """Remove releases beyond ``keep_releases`` on each host, never current or the rollback
     target, and leftover temporary links; logs what was removed. ``facts`` when fresh, else
     they are read again."""
     facts = facts or fleet.probe()
     victims = cleanup_victims(fleet, facts)
+    snapshots = {name: unusable_snapshots(f, victims[name]) for name, f in facts.items()}
 
     def step(session: Session):
         name = session.host.name
-        return checked(
-            session, commands.cleanup(fleet.layout, victims[name], facts[name].tmp_links), "cleanup"
-        )
+        script = commands.cleanup(fleet.layout, victims[name], facts[name].tmp_links, snapshots[name])
+        return checked(session, script, "cleanup")
 
     def done(outcome: Outcome) -> str:
-        return f"removed releases: {', '.join(map(str, victims[outcome.name])) or 'none'}"
+        gone = snapshots[outcome.name]
+        extra = f"; snapshots: {', '.join(map(str, gone))}" if gone else ""
+        return f"removed releases: {', '.join(map(str, victims[outcome.name])) or 'none'}{extra}"
 
-    todo = [n for n in fleet.names if victims[n] or facts[n].tmp_links]
+    todo = [n for n in fleet.names if victims[n] or facts[n].tmp_links or snapshots[n]]
     fleet.each_reported("cleanup", step, done, todo, strict=False)
     removed_any = sorted({n for v in victims.values() for n in v})
     if removed_any:

@@ -2,10 +2,10 @@
 
 The story: check the artifact and templates locally (while the SSH handshakes run), lock
 and read each host's state, run before_deploy, upload and prepare the release
-everywhere, run after_upload and before_switch, switch batch by batch (each batch runs
-after_switch, the health check and after_healthcheck), log, clean up, unlock. Any failure
-before the switch removes the new release everywhere; any failure at or after it switches every
-host back, and the message says what was undone.
+everywhere, run after_upload, the migrations (recipes/migrate) and before_switch, switch
+batch by batch (each batch runs after_switch, the health check and after_healthcheck),
+log, clean up, unlock. Any failure before the switch removes the new release everywhere;
+any failure at or after it switches every host back, and the message says what was undone.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ..untrusted import one_line
 from .cleanup import cleanup_after
 from .eventlog import EventLog, now_iso
 from .hooks import run_hooks
+from .migrate import SchemaChange, migrate
 from .summary import HostReport, Summary
 from .switch import SwitchFailed, switch_all, switch_back
 
@@ -144,6 +145,7 @@ class DeployRun:
             self._hooks("before_deploy", None, directory=self.fleet.layout.deploy_to)
             self.upload()
             self._hooks("after_upload", self.number)
+            self._migrate()
             self._hooks("before_switch", self.number)
             self.roll_out()
         except BaseException as exc:  # every failure, expected or not, is undone first
@@ -189,6 +191,17 @@ class DeployRun:
             error = self.undo(exc)
             self.on_failure()
             raise error from None
+
+    def _migrate(self) -> None:
+        """``migrations``: once, on the migration host, before the switch; what they did
+        goes into every later log entry of this release (active, or failed)."""
+        if self.config.migrations is None:
+            return
+        change = SchemaChange()
+        try:
+            migrate(self.fleet, self.number, self._newest_previous(), change, self.command)
+        finally:
+            self.log.extra.update(change.fields())
 
     def _hooks(self, phase: str, release: int | None, **where) -> None:
         run_hooks(self.fleet, phase, self.command, release, self.previous, **where)

@@ -2,8 +2,9 @@
 
 The story: lock and read each host's state, choose the target from the release log
 (skipping failed and rolled-back releases, never moving forward) and refuse if any host
-lacks it, switch the hosts not on it yet, log the rollback, run after_rollback. A switch
-that fails, or Ctrl-C, puts every host back where it was.
+lacks it, settle the database when the rollback crosses migrations (recipes/migrate),
+switch the hosts not on it yet, log the rollback, run after_rollback. A switch that
+fails, or Ctrl-C, puts every host back where it was.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import plan, releaselog
+from .. import migrations, plan, releaselog
 from ..config import Config
 from ..errors import DeployFailed, Interrupted
 from ..facts import HostFacts
@@ -22,6 +23,7 @@ from ..transport import open_session
 from ..untrusted import one_line
 from .eventlog import EventLog
 from .hooks import run_hooks
+from .migrate import DataChoice, before_rollback
 from .summary import HostReport, Summary
 from .switch import SwitchFailed, restore, switch_all, switch_back
 
@@ -42,9 +44,11 @@ def rollback(
     opener: SessionOpener = open_session,
     dry_run: bool = False,
     reason: str | None = None,
+    data: DataChoice | None = None,
 ) -> Summary:
     """Switch every host back to the previous good release (or ``to``), no upload.
-    ``reason`` (why, in a person's words) is recorded with the rollback in the log."""
+    ``reason`` (why, in a person's words) is recorded with the rollback in the log; ``data``
+    says what to do when the rollback crosses migrations (recipes/migrate)."""
     start = time.monotonic()
     with (
         Fleet.connect(config, reporter, opener=opener, dry_run=dry_run) as fleet,
@@ -53,22 +57,28 @@ def rollback(
         target = plan.choose_rollback(facts, to)
         previous = {name: f.current for name, f in facts.items()}
         reporter.line(f"rollback {config.application} on {config.stage} to release {target}")
+        schema = before_rollback(fleet, facts, target, data or DataChoice())
         _switch_or_undo(
-            fleet, facts, {name: target for name in fleet.names if previous[name] != target}, target
+            fleet, facts, {name: target for name in fleet.names if previous[name] != target}, target, schema
         )
-        _log(fleet, facts, target, reason)
+        _log(fleet, facts, target, {"reason": reason, **schema} if reason else schema)
         run_hooks(fleet, "after_rollback", "rollback", target, previous)
         rows = [HostReport(n, target, previous[n], "active", fleet.elapsed.get(n, 0.0)) for n in fleet.names]
         return Summary("rollback", config.stage, target, rows, time.monotonic() - start, dry_run)
 
 
-def _switch_or_undo(fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, int], target: int) -> None:
-    """Switch, or put back every host that switched and raise what happened."""
+def _switch_or_undo(
+    fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, int], target: int, schema: dict
+) -> None:
+    """Switch, or put back every host that switched and raise what happened (saying so
+    when the database was already brought to the target's schema)."""
     previous_raw = {name: f.current_raw for name, f in facts.items()}
     try:
         switch_all(fleet, todo)
     except SwitchFailed as exc:
         _, note = switch_back(fleet, previous_raw, exc.switched, target)
+        if schema.get("data") in (migrations.MIGRATE_DOWN, migrations.WITH_DATA):
+            note += f"; the database was already brought to schema {schema['schema']} ({schema['data']})"
         raise DeployFailed(f"rollback: {exc.failed[0].reason()} ({note})") from None
     except KeyboardInterrupt:
         fleet.cancel.clear()
@@ -76,10 +86,11 @@ def _switch_or_undo(fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, i
         raise Interrupted("interrupted; hosts switched back to where they were") from None
 
 
-def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int, reason: str | None) -> None:
+def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int, extra: dict) -> None:
     """The target is active again; only releases newer than it were rolled back *from*:
-    rolling forward (``--to`` a newer release) does not make the one we leave bad."""
-    log = EventLog(fleet, "rollback", extra={"reason": reason} if reason else None)
+    rolling forward (``--to`` a newer release) does not make the one we leave bad. ``extra``:
+    the reason, and what was done about the database."""
+    log = EventLog(fleet, "rollback", extra=extra or None)
     sha = releaselog.artifact_shas(plan.merged_log(facts))
     events = [
         log.make(target, releaselog.ACTIVE, previous=plan.current_release(facts), sha256=sha.get(target))

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .. import commands, git, incidents, jumps, plan, releaselog
+from .. import commands, git, incidents, jumps, migrations, plan, releaselog
 from ..config import Config
 from ..errors import ConfigError, DeployerError, DeployFailed
 from ..facts import CHECK_MARKER, HostFacts, parse_probe
 from ..failures import checked
 from ..fleet import Fleet, SessionOpener, describe_lock
 from ..layout import Layout
-from ..output import Reporter
+from ..output import Reporter, human_bytes
 from ..transport import open_session
 from ..untrusted import one_line
 from .maintenance import describe as describe_maintenance
@@ -30,11 +30,13 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
     info = releaselog.deploy_info(events)
     status = releaselog.statuses(events)
     reasons = incidents.reasons(events)
+    schemas = migrations.recorded(events)
     hosts = {}
     for name, fact in facts.items():
         rows = []
         for number in sorted(fact.releases, reverse=True):
             event = info.get(number)
+            migrated = schemas.get(number)
             rows.append(
                 {
                     "release": number,
@@ -48,6 +50,9 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
                     "revision": event.revision if event else None,
                     "subject": (event.note("subject") or None) if event else None,
                     "reason": reasons.get(number) or None,
+                    "schema_before": migrated.before if migrated else None,
+                    "schema_after": migrated.after if migrated else None,
+                    "snapshot_bytes": fact.snapshots.get(number),
                 }
             )
         hosts[name] = {
@@ -64,6 +69,44 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
         "hosts": hosts,
         "diverged": len(currents) > 1,
     }
+
+
+RELEASE_COLUMNS = ("", "release", "status", "deployed (UTC)", "by", "sha256", "revision", "subject", "reason")
+
+
+def _release_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """Headers and cells of one host's releases; a ``schema`` column once migrations ran."""
+    cells = [
+        [
+            "*" if r["current"] else "",
+            r["release"],
+            r["status"],
+            (r["deployed_at"] or "")[:19].replace("T", " "),
+            r["deployed_by"] or "",
+            (r["sha256"] or "")[:12],
+            (r["revision"] or "")[:12],
+            (r["subject"] or "")[:50],
+            (r["reason"] or "")[:50],
+        ]
+        for r in rows
+    ]
+    headers = list(RELEASE_COLUMNS)
+    if any(r["schema_after"] for r in rows):
+        headers.insert(7, "schema")
+        for row, r in zip(cells, rows, strict=True):
+            row.insert(7, _schema_cell(r))
+    return headers, cells
+
+
+def _schema_cell(row: dict) -> str:
+    """``2``, ``1->2`` when its migrations changed it, ``+snapshot 3.1 MB`` when one is kept."""
+    before, after = row["schema_before"], row["schema_after"]
+    if after is None:
+        return ""
+    cell = after if before == after else f"{before}->{after}"
+    if row["snapshot_bytes"] is not None:
+        cell += f" +snapshot {human_bytes(row['snapshot_bytes'])}"
+    return cell
 
 
 def _maintenance(fact: HostFacts) -> dict | None:
@@ -90,23 +133,7 @@ def releases(config: Config, reporter: Reporter, opener: SessionOpener = open_se
         if not host["releases"]:
             reporter.line("  no releases")
         else:
-            reporter.table(
-                ["", "release", "status", "deployed (UTC)", "by", "sha256", "revision", "subject", "reason"],
-                [
-                    [
-                        "*" if r["current"] else "",
-                        r["release"],
-                        r["status"],
-                        (r["deployed_at"] or "")[:19].replace("T", " "),
-                        r["deployed_by"] or "",
-                        (r["sha256"] or "")[:12],
-                        (r["revision"] or "")[:12],
-                        (r["subject"] or "")[:50],
-                        (r["reason"] or "")[:50],
-                    ]
-                    for r in host["releases"]
-                ],
-            )
+            reporter.table(*_release_table(host["releases"]))
         if host["current"] is None and host["current_target"]:
             reporter.line(f"  current points to {host['current_target']!r}, which is not a release")
         if host["lock"]:
@@ -239,6 +266,9 @@ def judge(report: HostCheck, head: str, facts: HostFacts, config: Config) -> Non
     state = maintenance_state(facts.maintenance)
     if state:
         report.notes.append(describe_maintenance(state))
+    if facts.snapshots:
+        size = human_bytes(sum(facts.snapshots.values()))
+        report.notes.append(f"database snapshots: {len(facts.snapshots)} ({size})")
     partial = [n for n, s in facts.releases.items() if s != "complete"]
     if partial:
         report.notes.append(f"incomplete releases (cleanup removes them): {', '.join(map(str, partial))}")
