@@ -90,8 +90,9 @@ class Migrator:
     def restore_hint(self, release: int) -> str:
         """Exactly how to load the snapshot taken before ``release``'s migrations by hand."""
         path = self.layout.snapshot(release)
+        current, restore = quote(self.layout.current), quote(self.spec.restore or "")
         how = (
-            f"cd {quote(self.layout.current)} && DEPLOYER_SNAPSHOT={quote(path)} {self.spec.restore}"
+            f"cd {current} && DEPLOYER_SNAPSHOT={quote(path)} sh -c {restore}"
             if self.spec.restore
             else "your database's restore tool"
         )

@@ -1,0 +1,176 @@
+"""Migrations and rollback against a real PostgreSQL: the example app's SQL migrations and
+runner (examples/hello), the README's `migrations:` config, the real CLI. Every check
+reads the database itself (psql on the host) or the hosts' files, never the tool's output
+alone.
+
+The story every test starts from (fixture ``migrated``): deploy v1 (schema 1: notes with
+an author name), insert two notes, deploy v2 (schema 2: authors move to their own table),
+insert a third note.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+V1_ROWS = ["1|first|ann", "2|second|bob"]
+
+
+def notes_v1(database) -> list[str]:
+    return database.query("SELECT id, body, author FROM notes ORDER BY id")
+
+
+def notes_v2(database) -> list[str]:
+    return database.query(
+        "SELECT n.id, n.body, a.name FROM notes n JOIN authors a ON a.id = n.author_id ORDER BY 1"
+    )
+
+
+@pytest.fixture
+def migrated(app, database):
+    app.deploy()
+    database.query("INSERT INTO notes VALUES (1, 'first', 'ann'), (2, 'second', 'bob')")
+    app.use_version(2)
+    app.deploy()
+    database.query("INSERT INTO notes (id, body, author_id) VALUES (3, 'third', 1)")
+    assert database.version() == "2"
+    return app
+
+
+def last_line(proc) -> str:
+    return (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1]
+
+
+def state(app, database) -> tuple:
+    """Everything a rollback could change: both hosts' trees and the database."""
+    return (app.snapshot(0), app.snapshot(1), database.version(), database.tables(), notes_v2(database))
+
+
+def test_a_deploy_migrates_once_on_the_db_host_and_records_schema_and_snapshot(migrated, database):
+    app = migrated
+    assert notes_v2(database) == ["1|first|ann", "2|second|bob", "3|third|ann"]
+    events = {(e["release"], e["status"]): e for e in app.log(0) if e["event"] == "deploy"}
+    first, second = events[(1, "active")], events[(2, "active")]
+    assert (first["schema_before"], first["schema_after"]) == ("0", "1")
+    assert (second["schema_before"], second["schema_after"]) == ("1", "2")
+    snapshots = app.sh(0, f"cd {app.deploy_to}/.deployer && stat -c '%a %n' snapshots snapshots/*").split(
+        "\n"
+    )
+    # 1.dump (before release 1's migrations) went with cleanup: no release older than 1 to roll back to
+    assert snapshots[:2] == ["700 snapshots", "600 snapshots/2.dump"]
+    assert second["snapshot_size"] == int(app.sh(0, f"stat -c %s {app.deploy_to}/.deployer/snapshots/2.dump"))
+    assert not app.exists(1, ".deployer/snapshots")  # the web host (no PostgreSQL there) ran nothing
+    shown = json.loads(app.invoke("releases", "--stage=test", "--json").stdout)
+    rows = shown["hosts"][app.hosts[0].name]["releases"]
+    assert [(r["release"], r["schema_after"], bool(r["snapshot_bytes"])) for r in rows] == [
+        (2, "2", True),
+        (1, "1", False),
+    ]
+    check = app.invoke("check", "--stage=test")
+    assert "database snapshots: 1 (" in check.stdout, check.stdout
+
+
+def test_a_plain_rollback_across_migrations_refuses_and_changes_nothing(migrated, database):
+    app = migrated
+    before = state(app, database)
+    for args in ((), ("--dry-run",)):
+        proc = app.invoke("rollback", "--stage=test", *args)
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        line = last_line(proc)
+        assert "rollback to release 1 crosses migrations" in line
+        assert "release 2 moved the schema from 1 to 2" in line
+        assert "--migrate-down" in line and "--with-data" in line and "--code-only" in line
+        assert "Traceback" not in proc.stderr
+    assert state(app, database) == before
+    assert app.current(0) == app.current(1) == "releases/2"
+
+
+def test_migrate_down_brings_schema_1_back_with_every_row(migrated, database):
+    app = migrated
+    plan = app.invoke("rollback", "--stage=test", "--migrate-down", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "crossing migrations (migrate-down)" in plan.stdout and "bin/migrate --to" in plan.stdout
+    assert database.version() == "2" and app.current(0) == "releases/2"
+    proc = app.invoke("rollback", "--stage=test", "--migrate-down")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert app.current(0) == app.current(1) == "releases/1"
+    assert database.version() == "1"
+    assert "authors" not in database.tables()
+    assert notes_v1(database) == [*V1_ROWS, "3|third|ann"]  # nothing lost, the later row converted
+    event = [e for e in app.log(0) if e["event"] == "rollback"][-1]
+    assert (event["data"], event["schema"]) == ("migrate-down", "1")
+
+
+def test_with_data_restores_the_data_from_before_v2_and_asks_for_yes(migrated, database):
+    app = migrated
+    before = state(app, database)
+    refused = app.invoke("rollback", "--stage=test", "--with-data")
+    assert refused.returncode == 2
+    assert "is lost" in last_line(refused) and "pass --yes" in last_line(refused)
+    assert state(app, database) == before
+    proc = app.invoke("rollback", "--stage=test", "--with-data", "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert app.current(0) == app.current(1) == "releases/1"
+    assert database.version() == "1"
+    assert notes_v1(database) == V1_ROWS  # exactly the pre-v2 data: the third note is gone, as promised
+    assert database.tables() == ["notes", "schema_migrations"]
+    event = [e for e in app.log(0) if e["event"] == "rollback"][-1]
+    assert (event["data"], event["schema"], event["restored_from"]) == ("with-data", "1", 2)
+
+
+def test_code_only_from_the_config_switches_and_leaves_schema_2(migrated, database):
+    app = migrated
+    app.set(migrations={"rollback": "code-only"})  # the default off a terminal
+    proc = app.invoke("rollback", "--stage=test")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert app.current(0) == app.current(1) == "releases/1"
+    assert database.version() == "2"
+    assert notes_v2(database) == ["1|first|ann", "2|second|bob", "3|third|ann"]
+    event = [e for e in app.log(0) if e["event"] == "rollback"][-1]
+    assert (event["data"], event["schema"]) == ("code-only", "2")
+
+
+def test_a_failing_migration_switches_nothing_and_says_how_to_restore_the_snapshot(migrated, database):
+    app = migrated
+    bad = "ALTER TABLE notes ADD COLUMN stars INTEGER;\nSELECT no_such_function();\n"
+    app.use_version(2, {"003_stars.up.sql": bad})
+    proc = app.invoke("deploy", "--stage=test")
+    assert proc.returncode == 1
+    line = last_line(proc)
+    assert "migrations.command `./bin/migrate` exited 1" in line and "no_such_function" in line
+    assert "the schema is still at 2" in line and "release 3 removed, current unchanged" in line
+    assert app.current(0) == app.current(1) == "releases/2"
+    assert app.release_dirs(0) == app.release_dirs(1) == [1, 2]
+    assert database.version() == "2"
+    assert "stars" not in "".join(database.query("SELECT column_name FROM information_schema.columns"))
+    hint = line.split("to restore it run there: ", 1)[1].split(" (release 3 removed")[0]
+    assert f"{app.deploy_to}/.deployer/snapshots/3.dump" in hint
+    database.query("DELETE FROM notes WHERE id = 3")
+    app.hosts[0].sh(hint)  # exactly what the message says, on the host it names
+    assert notes_v2(database) == ["1|first|ann", "2|second|bob", "3|third|ann"]
+
+
+def test_a_rollback_between_releases_on_the_same_schema_needs_no_flag(migrated, database):
+    app = migrated
+    (app.root / "app" / "VERSION").write_text("2.1\n")
+    app.deploy()
+    assert not app.exists(0, ".deployer/snapshots/3.dump")  # schema unchanged: no snapshot kept
+    proc = app.invoke("rollback", "--stage=test")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert app.current(0) == "releases/2" and database.version() == "2"
+
+
+def test_cleanup_drops_snapshots_no_rollback_can_use_and_keeps_the_one_it_needs(migrated, database):
+    app = migrated
+    app.set(keep_releases=2)
+    tags = {"003_tags.up.sql": "CREATE TABLE tags (name TEXT);", "003_tags.down.sql": "DROP TABLE tags;"}
+    app.use_version(2, tags)
+    app.deploy()  # release 3, schema 2 -> 3; cleanup keeps 3 and 2 (the rollback target)
+    assert app.release_dirs(0) == [2, 3]
+    assert app.sh(0, f"ls {app.deploy_to}/.deployer/snapshots").split() == ["3.dump"]
+    database.query("INSERT INTO tags VALUES ('lost')")
+    proc = app.invoke("rollback", "--stage=test", "--with-data", "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert database.version() == "2" and "tags" not in database.tables()
+    assert notes_v2(database) == ["1|first|ann", "2|second|bob", "3|third|ann"]
