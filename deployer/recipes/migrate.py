@@ -10,6 +10,7 @@ refuse, migrate down, restore the snapshot or switch the code only, as chosen.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 
 from .. import commands, migrations, plan
@@ -102,13 +103,12 @@ class Migrator:
 def migrate(fleet: Fleet, release: int, previous: int | None, change: SchemaChange, command: str) -> None:
     """The deploy's schema step, before the switch. Raises DeployFailed (nothing switched
     yet) saying where the schema was left and how to restore the snapshot."""
+    started = time.monotonic()
     run = Migrator(fleet, command)
     directory = fleet.layout.release(release)
     env = run.env(release, previous, DEPLOYER_SNAPSHOT=fleet.layout.snapshot(release))
     if fleet.dry_run:
-        for key in ("version", "snapshot", "command", "version"):
-            if getattr(run.spec, key):
-                run.run(key, directory, env)
+        _plan(run, release, directory, env)
         return
     change.before = run.version(directory, env)
     if run.spec.snapshot:
@@ -121,7 +121,18 @@ def migrate(fleet: Fleet, release: int, previous: int | None, change: SchemaChan
     if change.after == change.before and change.snapshot_size is not None:
         _run_script(run, commands.remove_snapshots(run.layout, [release]))  # kept only if it changed
         change.snapshot_size = None
-    fleet.reporter.step(run.host, "migrations", _describe(change))
+    fleet.reporter.step(run.host, "migrations", _describe(change), time.monotonic() - started)
+
+
+def _plan(run: Migrator, release: int, directory: str, env: dict[str, str]) -> None:
+    """--dry-run: the same commands into the plan, none run."""
+    run.run("version", directory, env)
+    if run.spec.snapshot:
+        _run_script(run, commands.snapshot(run.layout, release, directory, run.spec.snapshot, env))
+    run.run("command", directory, env)
+    run.run("version", directory, env)
+    steps = "version, snapshot, command, version" if run.spec.snapshot else "version, command, version"
+    run.fleet.reporter.step(run.host, "migrations", f"would run {steps}")
 
 
 def _run_script(run: Migrator, script: str) -> Result:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
+
+from .conftest import Database, migrations_config
 
 V1_ROWS = ["1|first|ann", "2|second|bob"]
 
@@ -174,3 +177,26 @@ def test_cleanup_drops_snapshots_no_rollback_can_use_and_keeps_the_one_it_needs(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert database.version() == "2" and "tags" not in database.tables()
     assert notes_v2(database) == ["1|first|ann", "2|second|bob", "3|third|ann"]
+
+
+def test_promote_runs_the_target_stages_migrations(migrated, database, db_host):
+    app = migrated
+    production = f"t_{database.name[2:]}_prod"
+    db_host.sh(f"createdb {production}")
+    try:
+        stage = yaml.safe_load((app.root / "config" / "test.yml").read_text())
+        stage["deploy_to"] += "-production"
+        stage["vars"]["db"] = production
+        stage["migrations"] = migrations_config(production)
+        (app.root / "config" / "production.yml").write_text(yaml.safe_dump(stage))
+        proc = app.invoke("promote", "--from=test", "--to=production")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        target = Database(db_host, production)
+        assert target.version() == "2" and target.tables() == ["authors", "notes", "schema_migrations"]
+        event = [e for e in app.log(0) if e["event"] == "deploy"][-1]  # test stage's log: untouched
+        assert event["release"] == 2
+        logged = app.sh(0, f"cat {stage['deploy_to']}/.deployer/log.jsonl").splitlines()
+        active = [json.loads(line) for line in logged if '"active"' in line][-1]
+        assert (active["event"], active["schema_before"], active["schema_after"]) == ("promote", "0", "2")
+    finally:
+        db_host.sh(f"dropdb --if-exists {production}", check=False)

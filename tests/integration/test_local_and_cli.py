@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -138,7 +140,15 @@ def test_bundled_example_deploys_locally(tmp_path):
     current = tmp_path / ".deploy" / "local" / "current"
     assert os.readlink(current) == "releases/2"
     assert "GREETING=Hello from the local stage" in (current / ".env").read_text()
-    assert (tmp_path / ".deploy/local/shared/log/migrations.log").read_text().count("migrated") == 2
+    database = sqlite3.connect(tmp_path / ".deploy/local/shared/hello.sqlite3")
+    assert database.execute("SELECT max(version) FROM schema_migrations").fetchone() == (2,)
+    log = [
+        json.loads(line) for line in (tmp_path / ".deploy/local/.deployer/log.jsonl").read_text().splitlines()
+    ]
+    schemas = [
+        (e["release"], e["schema_before"], e["schema_after"]) for e in log if e.get("status") == "active"
+    ]
+    assert schemas == [(1, "0", "2"), (2, "2", "2")]
     back = run("rollback")
     assert back.returncode == 0, back.stderr
     assert os.readlink(current) == "releases/1"
