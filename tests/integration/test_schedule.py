@@ -29,6 +29,26 @@ def test_project_templates_override_the_defaults(local_project):
     assert render(load(local_project.root, "test"), Schedule())["cleanup.timer"] == "custom daily\n"
 
 
+def test_the_scheduled_cleanup_drops_snapshots_with_the_releases_that_needed_them(local_project, tmp_path):
+    """Releases 1-4, current 4, keep 2: releases 3 and 4 stay, so only 4.dump can still serve a
+    rollback (to 3); 1-3's go. A name we never write is left alone."""
+    local_project.set(keep_releases=2)
+    folder = tmp_path / "srv"
+    for n in range(1, 5):
+        (folder / "releases" / str(n)).mkdir(parents=True)
+        (folder / "releases" / str(n) / ".deployer-release.json").write_text("{}")
+    (folder / ".deployer" / "snapshots").mkdir(parents=True)
+    for name in ("1.dump", "2.dump", "3.dump", "4.dump", "notes.dump"):
+        (folder / ".deployer" / "snapshots" / name).write_text("data")
+    (folder / "current").symlink_to("releases/4")
+    config = load(local_project.root, "test")
+    script = render(config, Schedule())["cleanup.sh"].replace(f"cd {config.deploy_to} ", f"cd {folder} ", 1)
+    assert f"cd {folder} " in script
+    subprocess.run(["sh", "-c", script], check=True, capture_output=True)
+    assert sorted(p.name for p in (folder / "releases").iterdir()) == ["3", "4"]
+    assert sorted(p.name for p in (folder / ".deployer" / "snapshots").iterdir()) == ["4.dump", "notes.dump"]
+
+
 @pytest.mark.ssh
 def test_cron_schedule_installs_runs_and_unschedules(project):
     p = project
