@@ -29,6 +29,9 @@ RELEASE_ROW = {
     "revision": (str, N),
     "subject": (str, N),
     "reason": (str, N),
+    "schema_before": (str, N),
+    "schema_after": (str, N),
+    "snapshot_bytes": (int, N),
 }
 RELEASES_SHAPE = {
     "stage": str,

@@ -14,6 +14,7 @@ import json
 
 import pytest
 import yaml
+from shapes import RELEASES_SHAPE, conforms
 
 from .conftest import Database, migrations_config
 
@@ -65,6 +66,7 @@ def test_a_deploy_migrates_once_on_the_db_host_and_records_schema_and_snapshot(m
     assert second["snapshot_size"] == int(app.sh(0, f"stat -c %s {app.deploy_to}/.deployer/snapshots/2.dump"))
     assert not app.exists(1, ".deployer/snapshots")  # the web host (no PostgreSQL there) ran nothing
     shown = json.loads(app.invoke("releases", "--stage=test", "--json").stdout)
+    assert conforms(shown, RELEASES_SHAPE)
     rows = shown["hosts"][app.hosts[0].name]["releases"]
     assert [(r["release"], r["schema_after"], bool(r["snapshot_bytes"])) for r in rows] == [
         (2, "2", True),
