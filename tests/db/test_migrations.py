@@ -11,6 +11,13 @@ insert a third note.
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
@@ -202,3 +209,48 @@ def test_promote_runs_the_target_stages_migrations(migrated, database, db_host):
         assert (active["event"], active["schema_before"], active["schema_after"]) == ("promote", "0", "2")
     finally:
         db_host.sh(f"dropdb --if-exists {production}", check=False)
+
+
+def on_a_terminal(
+    app, args: list[str], answers: list[tuple[str, str]], timeout: float = 120
+) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin and stdout, answering each prompt (the
+    text it ends with) as a person would; returns the exit code and everything printed."""
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args], cwd=app.root, stdin=child, stdout=child, stderr=child,
+        close_fds=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    os.close(child)
+    seen, pending = b"", list(answers)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if pending and seen.rstrip().endswith(pending[0][0].encode()):
+                os.write(main, pending.pop(0)[1].encode() + b"\n")
+        elif proc.poll() is not None:
+            break
+    os.close(main)
+    return proc.wait(timeout=30), seen.decode(errors="replace")
+
+
+def test_on_a_terminal_it_asks_which_way_and_confirms_the_loss(migrated, database):
+    app = migrated
+    reason = ("(recorded in the release log; empty for no reason)", "bad deploy")
+    choose = ("(default: refuse)", "r")
+    code, seen = on_a_terminal(app, ["rollback", "--stage=test"], [reason, choose, ("[y/N]", "n")])
+    assert code == 2 and "not confirmed; nothing was changed" in seen, seen
+    assert app.current(0) == "releases/2" and database.version() == "2"
+    code, seen = on_a_terminal(app, ["rollback", "--stage=test"], [reason, choose, ("[y/N]", "y")])
+    assert code == 0, seen
+    assert "is lost" in seen  # it said what is lost, and from when, before asking
+    assert app.current(0) == app.current(1) == "releases/1"
+    assert notes_v1(database) == V1_ROWS
