@@ -106,10 +106,9 @@ class Crossing:
     target: int
     target_schema: str
     current_schema: str
-    crossed: tuple[Migrated, ...]  # newer releases whose migrations changed the schema
-    snapshot: (
-        Migrated | None
-    )  # the snapshot --with-data restores: from when the schema last left the target's
+    crossed: tuple[Migrated, ...]  # the releases between whose migrations changed the schema
+    snapshot: Migrated | None  # what --with-data restores: from when the schema last left the target's
+    forward: bool = False  # --to a release newer than current: its own migrations bring the schema up
 
     def summary(self) -> str:
         ran = "; ".join(m.describe() for m in self.crossed) or "the schema changed outside deploys"
@@ -119,9 +118,10 @@ class Crossing:
         )
 
     def refusal(self, stage: str) -> str:
+        how = "migrations.command of the target" if self.forward else "migrations.down"
         return (
             f"rollback to release {self.target} crosses migrations: {self.summary()}; nothing was "
-            f"switched. Choose --migrate-down (run migrations.down to {self.target_schema}), --with-data "
+            f"switched. Choose --migrate-down (run {how} to {self.target_schema}), --with-data "
             f"(restore the snapshot from before, losing later writes) or --code-only (old code on schema "
             f"{self.current_schema}), or set migrations.rollback in config/{stage}.yml"
         )
@@ -136,23 +136,34 @@ class Crossing:
 
 
 def crossing(
-    records: Mapping[int, Migrated], target: int, current_schema: str, snapshots: Iterable[int]
+    records: Mapping[int, Migrated],
+    target: int,
+    current_schema: str,
+    snapshots: Iterable[int],
+    current: int | None = None,
 ) -> Crossing | None:
     """None when the target ran on the schema the database is at (or its schema is unknown:
-    see :func:`schema_of`); else what the rollback crosses. The snapshot to restore is the
-    newest kept one taken when the database moved away from the target's schema: data from
-    the last moment the target's schema was live, so nothing older than needed is lost."""
+    see :func:`schema_of`); else what the rollback crosses: going back, the migrations of
+    every newer release (a failed one's too); going forward (``--to`` past ``current``), those
+    up to the target. The snapshot to restore is the newest kept one taken when the database
+    moved away from the target's schema: data from the last moment that schema was live, so
+    nothing older than needed is lost."""
     target_schema = schema_of(target, records)
     if target_schema is None or target_schema == current_schema:
         return None
-    crossed = tuple(m for n, m in sorted(records.items()) if n > target and m.changed)
+    forward = current is not None and target > current
+    low, high = (current, target) if forward else (target, None)
+    crossed = tuple(
+        m for n, m in sorted(records.items()) if n > low and (high is None or n <= high) and m.changed
+    )
     kept = set(snapshots)
     departures = [
         m
         for m in sorted(records.values(), key=lambda m: m.at)
         if m.before == target_schema and m.changed and m.snapshot and m.release in kept
     ]
-    return Crossing(target, target_schema, current_schema, crossed, departures[-1] if departures else None)
+    snapshot = departures[-1] if departures else None
+    return Crossing(target, target_schema, current_schema, crossed, snapshot, forward)
 
 
 def snapshots_to_remove(snapshots: Iterable[int], kept_releases: Iterable[int]) -> list[int]:

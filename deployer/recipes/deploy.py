@@ -30,7 +30,7 @@ from ..untrusted import one_line
 from .cleanup import cleanup_after
 from .eventlog import EventLog, now_iso
 from .hooks import run_hooks
-from .migrate import SchemaChange, migrate
+from .migrate import SchemaChange, migrate, schema_left
 from .summary import HostReport, Summary
 from .switch import SwitchFailed, switch_all, switch_back
 
@@ -117,6 +117,7 @@ class DeployRun:
         self.force = force
         self.cause: str | None = None  # what the step under way proves bad if it fails
         self.live_at: str | None = None  # when the first host switched
+        self.schema: SchemaChange | None = None  # what this release's migrations did
 
     def _extra(self, revision: git.Revision | None) -> dict:
         extra: dict = (
@@ -197,7 +198,7 @@ class DeployRun:
         goes into every later log entry of this release (active, or failed)."""
         if self.config.migrations is None:
             return
-        change = SchemaChange()
+        change = self.schema = SchemaChange()
         try:
             migrate(self.fleet, self.number, self._newest_previous(), change, self.command)
         finally:
@@ -358,6 +359,7 @@ class DeployRun:
         notes = []
         if self.switched:
             notes.append(self._switch_back())
+            notes += schema_left(self.schema, self._newest_previous(), self.config.stage)
         if self.staged:
             if not self.switched:
                 script = commands.remove_releases(self.fleet.layout, [self.number])

@@ -124,6 +124,17 @@ def migrate(fleet: Fleet, release: int, previous: int | None, change: SchemaChan
     fleet.reporter.step(run.host, "migrations", _describe(change), time.monotonic() - started)
 
 
+def schema_left(change: SchemaChange | None, back_to: int | None, stage: str) -> list[str]:
+    """A deploy switched back after its migrations changed the schema: the old code now runs
+    on the new schema. Say so, and how to bring the data back."""
+    if change is None or change.after is None or change.after == change.before or back_to is None:
+        return []
+    return [
+        f"the database stays at schema {change.after}, release {back_to} ran on {change.before}: "
+        f"`invoke rollback --stage={stage} --to={back_to} --migrate-down` (or --with-data) brings it back"
+    ]
+
+
 def _plan(run: Migrator, release: int, directory: str, env: dict[str, str]) -> None:
     """--dry-run: the same commands into the plan, none run."""
     run.run("version", directory, env)
@@ -205,7 +216,7 @@ def before_rollback(fleet: Fleet, facts: dict[str, HostFacts], target: int, want
     env = run.env(target, current)
     now = run.version(directory, env, read_only=True)
     records = migrations.recorded(plan.merged_log(facts))
-    cross = migrations.crossing(records, target, now, facts[run.host].snapshots)
+    cross = migrations.crossing(records, target, now, facts[run.host].snapshots, current)
     if cross is None:
         if migrations.schema_of(target, records) is None:
             fleet.reporter.line(
@@ -222,10 +233,11 @@ def before_rollback(fleet: Fleet, facts: dict[str, HostFacts], target: int, want
             f"warning: release {target} (schema {cross.target_schema}) will run on schema {now}"
         )
         return {"schema": now, "data": choice}
+    knowing = _newest_code(fleet, facts[run.host], cross, current)
     if choice == migrations.MIGRATE_DOWN:
-        _migrate_down(run, cross, directory, env)
+        _migrate_up(run, cross, env) if cross.forward else _migrate_down(run, cross, knowing, env)
         return {"schema": cross.target_schema, "data": choice}
-    _restore(run, cross, directory, env, wanted)
+    _restore(run, cross, knowing, env, wanted)
     return {"schema": cross.target_schema, "data": choice, "restored_from": cross.snapshot.release}
 
 
@@ -257,6 +269,25 @@ def _expect(
             f"host {run.host}: after migrations.{what} the schema is at {found}, not {cross.target_schema} "
             f"(release {cross.target}'s); nothing was switched"
         )
+
+
+def _newest_code(fleet: Fleet, fact: HostFacts, cross: migrations.Crossing, current: int | None) -> str:
+    """Where down migrations and restores run: the newest release on the migration host
+    among current and the crossed ones (a release switched back from after a failed health
+    check is newer than current, and only its code knows its own down migrations)."""
+    present = [m.release for m in cross.crossed if m.release in fact.complete]
+    newest = max([*present, *([current] if current is not None else [])], default=None)
+    return fleet.layout.release(newest) if newest is not None else fleet.layout.deploy_to
+
+
+def _migrate_up(run: Migrator, cross: migrations.Crossing, env: dict[str, str]) -> None:
+    """Forward (``--to`` a newer release): the target's own migrations bring the schema up."""
+    directory = run.layout.release(cross.target)
+    result = run.run("command", directory, env)
+    if not result.ok:
+        now = run.try_version(directory, env) or "unknown"
+        raise DeployFailed(f"{run.failure('command', result)}; the schema is at {now}; nothing was switched")
+    _expect(run, cross, directory, env, "command")
 
 
 def _migrate_down(run: Migrator, cross: migrations.Crossing, directory: str, env: dict[str, str]) -> None:

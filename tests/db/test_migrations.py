@@ -112,6 +112,10 @@ def test_migrate_down_brings_schema_1_back_with_every_row(migrated, database):
     assert notes_v1(database) == [*V1_ROWS, "3|third|ann"]  # nothing lost, the later row converted
     event = [e for e in app.log(0) if e["event"] == "rollback"][-1]
     assert (event["data"], event["schema"]) == ("migrate-down", "1")
+    forward = app.invoke("rollback", "--stage=test", "--to=2", "--migrate-down")  # release 2's own migrations
+    assert forward.returncode == 0, forward.stdout + forward.stderr
+    assert app.current(0) == "releases/2" and database.version() == "2"
+    assert notes_v2(database) == ["1|first|ann", "2|second|bob", "3|third|ann"]
 
 
 def test_with_data_restores_the_data_from_before_v2_and_asks_for_yes(migrated, database):
@@ -254,3 +258,21 @@ def test_on_a_terminal_it_asks_which_way_and_confirms_the_loss(migrated, databas
     assert "is lost" in seen  # it said what is lost, and from when, before asking
     assert app.current(0) == app.current(1) == "releases/1"
     assert notes_v1(database) == V1_ROWS
+
+
+def test_a_deploy_switched_back_after_its_migrations_says_the_data_stays_and_how_to_fix_it(app, database):
+    app.deploy()
+    database.query("INSERT INTO notes VALUES (1, 'first', 'ann'), (2, 'second', 'bob')")
+    app.use_version(2)
+    app.set(healthcheck={"command": "false", "retries": 1, "interval": 0})
+    proc = app.invoke("deploy", "--stage=test")
+    assert proc.returncode == 1
+    line = last_line(proc)
+    assert "the database stays at schema 2, release 1 ran on 1" in line, line
+    hint = line.split("`invoke ", 1)[1].split("`", 1)[0]
+    assert hint == "rollback --stage=test --to=1 --migrate-down"
+    assert app.current(0) == app.current(1) == "releases/1" and database.version() == "2"
+    fixed = app.invoke(*hint.split())  # the down migration only release 2 knows, run from release 2
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert database.version() == "1" and notes_v1(database) == V1_ROWS
+    assert app.current(0) == app.current(1) == "releases/1"
