@@ -66,11 +66,14 @@ class Migrated:
         return f"release {self.release} moved the schema from {self.before} to {self.after}"
 
 
-def schema_fields(before: str, after: str, snapshot_size: int | None) -> dict:
-    """The release log fields of one release's migrations (see :func:`recorded`)."""
+def schema_fields(before: str, after: str, snapshot_size: int | None, snapshot_path: str = "") -> dict:
+    """The release log fields of one release's migrations (see :func:`recorded`). The path is
+    for people reading the log: the tool itself always derives it from the release number."""
     fields: dict = {"schema_before": before, "schema_after": after}
     if snapshot_size is not None:
         fields["snapshot_size"] = snapshot_size
+        if snapshot_path:
+            fields["snapshot"] = snapshot_path
     return fields
 
 

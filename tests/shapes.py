@@ -32,6 +32,7 @@ RELEASE_ROW = {
     "schema_before": (str, N),
     "schema_after": (str, N),
     "snapshot_bytes": (int, N),
+    "snapshot_path": (str, N),
 }
 RELEASES_SHAPE = {
     "stage": str,

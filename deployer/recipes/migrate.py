@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from .. import commands, migrations, plan
-from ..errors import ConfigError, DeployFailed, MigrationsCrossed
+from ..errors import ConfigError, DeployerError, DeployFailed, MigrationsCrossed
 from ..facts import HostFacts
 from ..failures import raise_failures
 from ..fleet import Fleet
@@ -32,13 +32,14 @@ class SchemaChange:
     before: str | None = None
     after: str | None = None
     snapshot_size: int | None = None
+    snapshot_path: str = ""
 
     def fields(self) -> dict:
         if self.before is None:
             return {}
         if self.after is None:
             return {"schema_before": self.before}
-        return migrations.schema_fields(self.before, self.after, self.snapshot_size)
+        return migrations.schema_fields(self.before, self.after, self.snapshot_size, self.snapshot_path)
 
 
 class Migrator:
@@ -50,7 +51,7 @@ class Migrator:
         self.spec = fleet.config.migrations
         assert self.spec is not None
         self.command = command
-        self.host = migrations.migration_host(fleet.host(n) for n in fleet.names).name
+        self.host = migrations.migration_host(fleet.config.hosts).name  # even if unreachable: never another
         self.layout = fleet.layout
 
     def env(self, release: int | None, previous: int | None, **more: str) -> dict[str, str]:
@@ -113,6 +114,7 @@ def migrate(fleet: Fleet, release: int, previous: int | None, change: SchemaChan
     change.before = run.version(directory, env)
     if run.spec.snapshot:
         change.snapshot_size = _snapshot(run, release, directory, env, change.before)
+        change.snapshot_path = fleet.layout.snapshot(release)
     result = run.run("command", directory, env)
     if not result.ok:
         change.after = run.try_version(directory, env)
@@ -187,6 +189,22 @@ def _snapshot(run: Migrator, release: int, directory: str, env: dict[str, str], 
     tail = [line for line in result.stdout.split("\n") if line.startswith("snapshot_size ")]
     size = tail[-1].split(" ", 1)[1] if tail else ""
     return int(size) if size.isdigit() and len(size) < 16 else 0
+
+
+def note_schema(fleet: Fleet, report, facts: HostFacts) -> None:
+    """``check`` on the migration host: the schema version the database is at (a problem if
+    ``migrations.version`` fails there, so a deploy would stop before the switch)."""
+    run = Migrator(fleet, "check")
+    if report.name != run.host:
+        return
+    current = facts.current
+    directory = fleet.layout.release(current) if current is not None else fleet.layout.deploy_to
+    try:
+        version = run.version(directory, run.env(current, None), read_only=True)
+    except DeployerError as exc:
+        report.problems.append(exc.message)
+        return
+    report.notes.append(f"database schema {version}")
 
 
 @dataclass(frozen=True)

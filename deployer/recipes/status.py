@@ -22,6 +22,7 @@ from ..transport import open_session
 from ..untrusted import one_line
 from .maintenance import describe as describe_maintenance
 from .maintenance import parse_record as maintenance_state
+from .migrate import note_schema
 
 
 def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
@@ -53,6 +54,9 @@ def describe_releases(config: Config, facts: dict[str, HostFacts]) -> dict:
                     "schema_before": migrated.before if migrated else None,
                     "schema_after": migrated.after if migrated else None,
                     "snapshot_bytes": fact.snapshots.get(number),
+                    "snapshot_path": Layout(config.deploy_to).snapshot(number)
+                    if number in fact.snapshots
+                    else None,
                 }
             )
         hosts[name] = {
@@ -202,7 +206,10 @@ def check(config: Config, reporter: Reporter, opener: SessionOpener = open_sessi
                 report.problems.append(outcome.reason())
                 continue
             head, _, rest = outcome.value.stdout.partition(CHECK_MARKER + "\n")
-            judge(report, head, parse_probe(rest), config)
+            facts = parse_probe(rest)
+            judge(report, head, facts, config)
+            if config.migrations is not None:
+                note_schema(fleet, report, facts)
     hops = jumps.hop_report(routes, {n: r.problems[0] if r.unreachable else None for n, r in reports.items()})
     hosts = {
         name: {"ok": not r.problems, "unreachable": r.unreachable, "problems": r.problems, "notes": r.notes,

@@ -70,6 +70,7 @@ def test_a_deploy_migrates_once_on_the_db_host_and_records_schema_and_snapshot(m
     )
     # 1.dump (before release 1's migrations) went with cleanup: no release older than 1 to roll back to
     assert snapshots[:2] == ["700 snapshots", "600 snapshots/2.dump"]
+    assert second["snapshot"] == f"{app.deploy_to}/.deployer/snapshots/2.dump"
     assert second["snapshot_size"] == int(app.sh(0, f"stat -c %s {app.deploy_to}/.deployer/snapshots/2.dump"))
     assert not app.exists(1, ".deployer/snapshots")  # the web host (no PostgreSQL there) ran nothing
     shown = json.loads(app.invoke("releases", "--stage=test", "--json").stdout)
@@ -80,7 +81,7 @@ def test_a_deploy_migrates_once_on_the_db_host_and_records_schema_and_snapshot(m
         (1, "1", False),
     ]
     check = app.invoke("check", "--stage=test")
-    assert "database snapshots: 1 (" in check.stdout, check.stdout
+    assert "database snapshots: 1 (" in check.stdout and "database schema 2" in check.stdout, check.stdout
 
 
 def test_a_plain_rollback_across_migrations_refuses_and_changes_nothing(migrated, database):
