@@ -85,16 +85,18 @@ def _check_rollback(call: Call) -> None:
     chosen = [flag for flag in DATA_CHOICES if call[flag]]
     if len(chosen) > 1:
         raise Exit("error: rollback: give at most one of --migrate-down, --with-data, --code-only", 2)
+    if call["yes"] and not call["with_data"]:
+        raise Exit("error: rollback: --yes confirms --with-data; give it only with --with-data", 2)
 
 
 def _rollback(call: Call, config, reporter) -> None:
-    from .recipes.migrate import DataChoice
+    from .recipes.dataroll import DataChoice
     from .recipes.rollback import ask_reason, rollback
 
     may_ask = not call["json"] and not call["dry_run"]
     reason = ask_reason(call["reason"], may_ask=may_ask)
     choice = next((DATA_CHOICES[flag] for flag in DATA_CHOICES if call[flag]), None)
-    data = DataChoice(choice, yes=bool(call["yes"]), may_ask=not call["json"])
+    data = DataChoice(choice, yes=bool(call["yes"]), may_ask=may_ask)
     summary = rollback(config, reporter, call.number("to"), dry_run=call["dry_run"], reason=reason, data=data)
     print_summary(reporter, summary)
 

@@ -11,14 +11,16 @@ Nothing here does I/O: every rule is unit-tested on plain values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from . import untrusted
 from .config import Host
 from .releaselog import ACTIVE, FAILED, Event
 
 REFUSE, MIGRATE_DOWN, WITH_DATA, CODE_ONLY = "refuse", "migrate-down", "with-data", "code-only"
+MIGRATE_UP = "migrate-up"  # what --migrate-down does going forward: the target's own migrations
 CHOICES = (MIGRATE_DOWN, WITH_DATA, CODE_ONLY)
 FLAGS = {MIGRATE_DOWN: "--migrate-down", WITH_DATA: "--with-data", CODE_ONLY: "--code-only"}
 MAX_VERSION = 100  # characters: a version is a label (a number, a timestamp, a hash), not text
@@ -55,7 +57,7 @@ class Migrated:
     release: int
     before: str
     after: str
-    at: str  # when the migrations ran (from when a restore of its snapshot loses writes)
+    at: str  # when the snapshot before them was taken (else when they were logged)
     snapshot: bool  # a snapshot from before them was taken and kept
 
     @property
@@ -66,15 +68,28 @@ class Migrated:
         return f"release {self.release} moved the schema from {self.before} to {self.after}"
 
 
-def schema_fields(before: str, after: str, snapshot_size: int | None, snapshot_path: str = "") -> dict:
+def schema_fields(
+    before: str, after: str, snapshot_size: int | None, snapshot_path: str = "", snapshot_at: str = ""
+) -> dict:
     """The release log fields of one release's migrations (see :func:`recorded`). The path is
     for people reading the log: the tool itself always derives it from the release number."""
     fields: dict = {"schema_before": before, "schema_after": after}
     if snapshot_size is not None:
         fields["snapshot_size"] = snapshot_size
-        if snapshot_path:
-            fields["snapshot"] = snapshot_path
+        fields.update({k: v for k, v in (("snapshot", snapshot_path), ("snapshot_at", snapshot_at)) if v})
     return fields
+
+
+def timestamp(value: object) -> str | None:
+    """An ISO 8601 time from a log, or None (it is shown to a person before data is lost)."""
+    text = untrusted.text(value, 40)
+    if text is None:
+        return None
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return text
 
 
 def recorded(events: Iterable[Event]) -> dict[int, Migrated]:
@@ -89,17 +104,22 @@ def recorded(events: Iterable[Event]) -> dict[int, Migrated]:
         if before is None or after is None:
             continue
         size = untrusted.integer(event.extra.get("snapshot_size"))
-        found[event.release] = Migrated(event.release, before, after, event.at, size is not None)
+        at = timestamp(event.extra.get("snapshot_at")) or timestamp(event.at) or "an unknown time"
+        found[event.release] = Migrated(event.release, before, after, at, size is not None)
     return found
 
 
-def schema_of(release: int, records: Mapping[int, Migrated]) -> str | None:
+def schema_of(release: int, records: Mapping[int, Migrated], deployed: Collection[int] = ()) -> str | None:
     """The schema a release ran on: what its own migrations left, else (a release deployed
-    before migrations were recorded) what the next recorded release found before its own."""
+    before migrations were recorded) what the next recorded release found before its own,
+    but only if no release deployed in between went unrecorded (its migrations, run by a
+    hook, may have changed the schema): None when it cannot be known."""
     if release in records:
         return records[release].after
     later = sorted(n for n in records if n > release)
-    return records[later[0]].before if later else None
+    if not later or any(release < n < later[0] for n in deployed):
+        return None
+    return records[later[0]].before
 
 
 @dataclass(frozen=True)
@@ -111,7 +131,7 @@ class Crossing:
     current_schema: str
     crossed: tuple[Migrated, ...]  # the releases between whose migrations changed the schema
     snapshot: Migrated | None  # what --with-data restores: from when the schema last left the target's
-    forward: bool = False  # --to a release newer than current: its own migrations bring the schema up
+    forward: bool = False  # --to a newer release, continuing from the schema the database is at
 
     def summary(self) -> str:
         ran = "; ".join(m.describe() for m in self.crossed) or "the schema changed outside deploys"
@@ -120,20 +140,24 @@ class Crossing:
             f"{self.current_schema} ({ran})"
         )
 
-    def refusal(self, stage: str) -> str:
-        how = "migrations.command of the target" if self.forward else "migrations.down"
+    def refusal(self, stage: str, can_down: bool, can_restore: bool) -> str:
+        """The one line of a refusal, offering only the ways that can work here."""
+        how = "the target's migrations.command" if self.forward else "migrations.down"
+        ways = [f"--migrate-down (run {how} to {self.target_schema})"] if can_down or self.forward else []
+        if can_restore and self.snapshot is not None:
+            ways.append("--with-data (restore the snapshot from before, losing later writes)")
+        ways.append(f"--code-only (the target's code on schema {self.current_schema})")
         return (
             f"rollback to release {self.target} crosses migrations: {self.summary()}; nothing was "
-            f"switched. Choose --migrate-down (run {how} to {self.target_schema}), --with-data "
-            f"(restore the snapshot from before, losing later writes) or --code-only (old code on schema "
-            f"{self.current_schema}), or set migrations.rollback in config/{stage}.yml"
+            f"switched. Choose {', '.join(ways[:-1]) + ' or ' if len(ways) > 1 else ''}{ways[-1]}, or set "
+            f"migrations.rollback in config/{stage}.yml"
         )
 
     def loss(self) -> str:
         """What --with-data loses, in a person's words."""
         assert self.snapshot is not None
         return (
-            f"every write to the database since {self.snapshot.at} (just before release "
+            f"every write to the database since {self.snapshot.at} (the snapshot taken just before release "
             f"{self.snapshot.release}'s migrations) is lost"
         )
 
@@ -144,6 +168,7 @@ def crossing(
     current_schema: str,
     snapshots: Iterable[int],
     current: int | None = None,
+    deployed: Collection[int] = (),
 ) -> Crossing | None:
     """None when the target ran on the schema the database is at (or its schema is unknown:
     see :func:`schema_of`); else what the rollback crosses: going back, the migrations of
@@ -151,10 +176,11 @@ def crossing(
     up to the target. The snapshot to restore is the newest kept one taken when the database
     moved away from the target's schema: data from the last moment that schema was live, so
     nothing older than needed is lost."""
-    target_schema = schema_of(target, records)
+    target_schema = schema_of(target, records, deployed)
     if target_schema is None or target_schema == current_schema:
         return None
-    forward = current is not None and target > current
+    between = [m for n, m in sorted(records.items()) if current is not None and current < n <= target]
+    forward = any(m.before == current_schema and m.changed for m in between)  # the target's line goes on
     low, high = (current, target) if forward else (target, None)
     crossed = tuple(
         m for n, m in sorted(records.items()) if n > low and (high is None or n <= high) and m.changed

@@ -34,4 +34,5 @@ def select_hosts(config, hosts: str | None, roles: str | None):
         raise ConfigError(
             f"--roles: no host of stage {config.stage} has role(s) {', '.join(sorted(wanted_roles))}"
         )
-    return dataclasses.replace(config, hosts=chosen, subset=len(chosen) < len(config.hosts))
+    subset = len(chosen) < len(config.hosts)
+    return dataclasses.replace(config, hosts=chosen, subset=subset, all_hosts=config.hosts if subset else ())

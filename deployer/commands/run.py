@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..layout import Layout
-from ..shell import argv, env_prefix, or_fail, quote, script
+from ..shell import argv, env_prefix, quote, script
 from .codes import EXIT_EMPTY_SNAPSHOT
 
 
@@ -67,11 +67,8 @@ def snapshot(layout: Layout, release: int, directory: str, command: str, env: di
         argv("chmod", "0700", "--", folder),
         argv("rm", "-f", "--", path),
         "(\n" + run_hook(directory, command, env) + "\n)",
-        or_fail(
-            f"[ -f {quote(path)} ] && [ ! -L {quote(path)} ] && [ -s {quote(path)} ]",
-            "the snapshot command wrote nothing to $DEPLOYER_SNAPSHOT",
-            EXIT_EMPTY_SNAPSHOT,
-        ),
+        f"[ -f {quote(path)} ] && [ ! -L {quote(path)} ] && [ -s {quote(path)} ] || "
+        f"{{ echo snapshot_empty; exit {EXIT_EMPTY_SNAPSHOT}; }}",
         argv("chmod", "0600", "--", path),
         f'printf "snapshot_size %s\\n" "$(stat -c %s {quote(path)})"',
     )

@@ -155,6 +155,7 @@ class Config:
     healthcheck: Healthcheck | None = None
     rollout: Rollout = field(default_factory=Rollout)
     subset: bool = False  # --hosts/--roles narrowed ``hosts`` (the release log says so)
+    all_hosts: tuple[Host, ...] = ()  # every host of the stage, when ``hosts`` is a subset
     instance: str | None = None
     notify: tuple[Webhook, ...] = ()
     schedule: Schedule = field(default_factory=Schedule)

@@ -67,7 +67,11 @@ def cleanup_after(fleet: Fleet, facts: dict[str, HostFacts] | None = None) -> di
     todo = [n for n in fleet.names if victims[n] or facts[n].tmp_links or snapshots[n]]
     fleet.each_reported("cleanup", step, done, todo, strict=False)
     removed_any = sorted({n for v in victims.values() for n in v})
-    if removed_any:
+    snapshots_gone = sorted({n for v in snapshots.values() for n in v})
+    if removed_any or snapshots_gone:
+        parts = [f"removed {','.join(map(str, removed_any))}"] if removed_any else []
+        parts += [f"removed snapshots {','.join(map(str, snapshots_gone))}"] if snapshots_gone else []
+        detail = "; ".join(parts)
         log = EventLog(fleet, "cleanup")
-        log.append(log.make(None, None, detail="removed " + ",".join(map(str, removed_any))), strict=False)
+        log.append(log.make(None, None, detail=detail), strict=False)
     return victims

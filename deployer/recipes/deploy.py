@@ -30,7 +30,7 @@ from ..untrusted import one_line
 from .cleanup import cleanup_after
 from .eventlog import EventLog, now_iso
 from .hooks import run_hooks
-from .migrate import SchemaChange, migrate, schema_left
+from .migrate import Migrator, SchemaChange, changed_schema, migrate, schema_left
 from .summary import HostReport, Summary
 from .switch import SwitchFailed, switch_all, switch_back
 
@@ -142,6 +142,8 @@ class DeployRun:
             f"sha256 {self.art.sha256[:12]}"
         )
         self._refuse_bad_artifact()
+        if self.config.migrations is not None:
+            Migrator(self.fleet, self.command)  # a subset without the migration host: refused now
         try:
             self._hooks("before_deploy", None, directory=self.fleet.layout.deploy_to)
             self.upload()
@@ -359,12 +361,14 @@ class DeployRun:
         notes = []
         if self.switched:
             notes.append(self._switch_back())
-            notes += schema_left(self.schema, self._newest_previous(), self.config.stage)
+        if self.staged and not self.switched and changed_schema(self.schema):
+            notes.append(f"release {self.number} kept: only its code knows how to undo its migrations")
+        elif self.staged and not self.switched:
+            script = commands.remove_releases(self.fleet.layout, [self.number])
+            self.fleet.each(lambda s: s.run(script))
+            notes.append(f"release {self.number} removed, current unchanged")
+        notes += schema_left(self.schema, self._newest_previous(), self.config.stage)
         if self.staged:
-            if not self.switched:
-                script = commands.remove_releases(self.fleet.layout, [self.number])
-                self.fleet.each(lambda s: s.run(script))
-                notes.append(f"release {self.number} removed, current unchanged")
             with contextlib.suppress(DeployerError):
                 failed = self.log.make(
                     self.number,

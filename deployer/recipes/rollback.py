@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import migrations, plan, releaselog
+from .. import plan, releaselog
 from ..config import Config
 from ..errors import DeployFailed, Interrupted
 from ..facts import HostFacts
@@ -21,9 +21,9 @@ from ..notify import notifying
 from ..output import Reporter
 from ..transport import open_session
 from ..untrusted import one_line
+from .dataroll import DataChoice, ask, before_rollback, still_moved
 from .eventlog import EventLog
 from .hooks import run_hooks
-from .migrate import DataChoice, before_rollback
 from .summary import HostReport, Summary
 from .switch import SwitchFailed, restore, switch_all, switch_back
 
@@ -32,7 +32,7 @@ def ask_reason(given: str | None, may_ask: bool) -> str | None:
     """The reason to log: as given, else asked when a person is at a terminal (never in
     CI or scripts, which get none); one printable line of at most 500 characters."""
     if given is None and may_ask and sys.stdin.isatty():
-        given = input("why roll back? (recorded in the release log; empty for no reason) ")
+        given = ask("why roll back? (recorded in the release log; empty for no reason) ")
     return one_line(given or "").strip()[:500] or None
 
 
@@ -73,15 +73,22 @@ def _switch_or_undo(
     """Switch, or put back every host that switched and raise what happened (saying so
     when the database was already brought to the target's schema)."""
     previous_raw = {name: f.current_raw for name, f in facts.items()}
+    moved = still_moved(schema)
+    again = (
+        f"`invoke rollback --stage={fleet.config.stage} --to={target}` again finishes it (no flag needed now)"
+    )
     try:
         switch_all(fleet, todo)
     except SwitchFailed as exc:
+        if moved:  # switching back would run the newer code on the older schema
+            reason = exc.failed[0].reason()
+            raise DeployFailed(f"rollback: {reason} ({moved}: hosts that switched stay; {again})") from None
         _, note = switch_back(fleet, previous_raw, exc.switched, target)
-        if schema.get("data") in (migrations.MIGRATE_DOWN, migrations.WITH_DATA):
-            note += f"; the database was already brought to schema {schema['schema']} ({schema['data']})"
         raise DeployFailed(f"rollback: {exc.failed[0].reason()} ({note})") from None
     except KeyboardInterrupt:
         fleet.cancel.clear()
+        if moved:
+            raise Interrupted(f"interrupted ({moved}: hosts that switched stay; {again})") from None
         restore(fleet, previous_raw, list(todo), target)
         raise Interrupted("interrupted; hosts switched back to where they were") from None
 

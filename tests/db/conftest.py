@@ -74,8 +74,9 @@ def migrations_config(db: str) -> dict:
         "version": "./bin/migrate --version",
         "snapshot": f'pg_dump -Fc -f "$DEPLOYER_SNAPSHOT" {db}',
         "restore": (
-            "{ echo 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;'; "
-            f'pg_restore -f - "$DEPLOYER_SNAPSHOT"; }} | psql -X -q -1 -v ON_ERROR_STOP=1 -o /dev/null {db}'
+            'pg_restore -f "$DEPLOYER_SNAPSHOT.sql" "$DEPLOYER_SNAPSHOT" && '
+            """{ echo 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;'; cat "$DEPLOYER_SNAPSHOT.sql"; } | """
+            f'psql -X -q -1 -v ON_ERROR_STOP=1 -o /dev/null {db}; s=$?; rm -f "$DEPLOYER_SNAPSHOT.sql"; exit $s'
         ),
         "down": './bin/migrate --to "$DEPLOYER_TARGET_SCHEMA"',
     }

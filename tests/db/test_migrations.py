@@ -277,3 +277,62 @@ def test_a_deploy_switched_back_after_its_migrations_says_the_data_stays_and_how
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert database.version() == "1" and notes_v1(database) == V1_ROWS
     assert app.current(0) == app.current(1) == "releases/1"
+
+
+def test_a_down_or_restore_that_fails_or_misses_the_target_switches_nothing(migrated, database):
+    app = migrated
+    before = state(app, database)
+    app.set(migrations={"down": "true"})  # "succeeds" without migrating
+    missed = app.invoke("rollback", "--stage=test", "--migrate-down")
+    assert missed.returncode == 1
+    assert "after migrations.down the schema is at 2, not 1 (release 1's); nothing was switched" in last_line(
+        missed
+    )
+    app.set(migrations={"down": "exit 3"})
+    failed = app.invoke("rollback", "--stage=test", "--migrate-down")
+    assert failed.returncode == 1
+    assert "migrations.down `exit 3` exited 3" in last_line(failed) and "nothing was switched" in last_line(
+        failed
+    )
+    snapshot = f"{app.deploy_to}/.deployer/snapshots/2.dump"
+    app.sh(0, f"head -c 100 {snapshot} > /tmp/cut && cat /tmp/cut > {snapshot}")  # a corrupt snapshot
+    broken = app.invoke("rollback", "--stage=test", "--with-data", "--yes")
+    assert broken.returncode == 1
+    assert "migrations.restore" in last_line(broken) and "nothing was switched" in last_line(broken)
+    after = state(app, database)
+    assert after[2:] == before[2:]  # schema, tables and every row as they were: nothing was dropped
+    assert app.current(0) == app.current(1) == "releases/2"
+
+
+def test_a_failure_after_the_migrations_keeps_the_release_that_knows_how_to_undo_them(migrated, database):
+    app = migrated
+    tags = {"003_tags.up.sql": "CREATE TABLE tags (name TEXT);", "003_tags.down.sql": "DROP TABLE tags;"}
+    app.use_version(2, tags)
+    app.set(hooks={"before_switch": [{"command": "exit 9"}]})
+    proc = app.invoke("deploy", "--stage=test")
+    assert proc.returncode == 1
+    line = last_line(proc)
+    assert "before_switch hook `exit 9` exited 9" in line
+    assert "release 3 kept: only its code knows how to undo its migrations" in line
+    assert "`invoke rollback --stage=test --to=2 --migrate-down`" in line
+    assert app.current(0) == app.current(1) == "releases/2" and database.version() == "3"
+    assert 3 in app.release_dirs(0)
+    app.set(hooks={"before_switch": []})
+    fixed = app.invoke("rollback", "--stage=test", "--to=2", "--migrate-down")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert database.version() == "2" and "tags" not in database.tables()
+
+
+def test_a_subset_never_moves_the_database_under_the_other_hosts(migrated, database):
+    app = migrated
+    db_name, web_name = app.hosts[0].name, app.hosts[1].name
+    before = state(app, database)
+    deploy = app.invoke("deploy", "--stage=test", f"--hosts={web_name}")
+    assert deploy.returncode == 2
+    assert f"migrations run on {db_name} (the first host with role db)" in last_line(deploy)
+    down = app.invoke("rollback", "--stage=test", f"--hosts={db_name}", "--migrate-down")
+    assert down.returncode == 2 and "roll back every host, or use --code-only" in last_line(down)
+    assert state(app, database) == before
+    code = app.invoke("rollback", "--stage=test", f"--hosts={web_name}", "--code-only")
+    assert code.returncode == 0, code.stdout + code.stderr
+    assert (app.current(0), app.current(1)) == ("releases/2", "releases/1") and database.version() == "2"
