@@ -139,6 +139,8 @@ class DeployRun:
             f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} "
             f"sha256 {self.art.sha256[:12]}"
         )
+        if self.fleet.dry_run:
+            self.reporter.line(f"  {self.art.contents()}")
         self._refuse_bad_artifact()
         try:
             self._hooks("before_deploy", None, directory=self.fleet.layout.deploy_to)
