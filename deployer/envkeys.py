@@ -73,9 +73,10 @@ def identity(opts: SshOptions, blame: Blame = _plain):
 
 
 def _parse_key(opts: SshOptions, text: str, blame: Blame):
-    """Like ``paramiko.PKey.from_path``, from a string: cryptography tells the key's type
-    and whether the passphrase fits, paramiko makes the key."""
+    """Like ``paramiko.PKey.from_path``, from a string: cryptography reads the key (and
+    judges the passphrase), paramiko makes an SSH key of it."""
     import paramiko
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -99,7 +100,7 @@ def _parse_key(opts: SshOptions, text: str, blame: Blame):
                 "ssh.identity_passphrase_env",
                 f"{opts.identity_passphrase_env} is not the passphrase of the key in {name}",
             ) from None
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm):
         raise blame(
             "ssh.identity_env",
             f"{name} does not hold a private key in OpenSSH or PEM format (ed25519, ecdsa or rsa)",
@@ -109,8 +110,13 @@ def _parse_key(opts: SshOptions, text: str, blame: Blame):
     cls = next((k for base, k in kinds if isinstance(loaded, base)), None)
     if cls is None:
         raise blame("ssh.identity_env", f"the key in {name} is of a type SSH cannot use here")
+    # Handed to paramiko in OpenSSH's format, decrypted, in memory: paramiko reads no PKCS#8
+    # ed25519 key, and cryptography has already judged the passphrase.
+    plain = loaded.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
     try:
-        return cls.from_private_key(io.StringIO(text), password=password and password.decode())
+        return cls.from_private_key(io.StringIO(plain.decode()))
     except (paramiko.SSHException, ValueError) as exc:
         raise blame("ssh.identity_env", f"the key in {name} cannot be used ({type(exc).__name__})") from None
 

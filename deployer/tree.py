@@ -200,14 +200,18 @@ def _under(path: Path, never: tuple[Path, ...]) -> bool:
 
 def _walk(directory: Path, exclude: tuple[str, ...], never: tuple[Path, ...]) -> Selection:
     """Every file and directory, without ``.git`` (a folder, or a submodule's file) and
-    without the folders in ``never``."""
+    without the folders in ``never``. An empty folder ships; one that only excluded paths
+    filled does not."""
     names: list[str] = []
     dirs: set[str] = set()
     links: set[str] = set()  # links to folders: os.walk lists them with the folders, never enters
+    empty: set[str] = set()
     dropped = 0
     for folder, subdirs, files in os.walk(directory):
         rel = os.path.relpath(folder, directory)
         prefix = "" if rel == "." else f"{rel}/"
+        if not subdirs and not files:
+            empty.add(rel)
         keep = []
         for name in sorted(subdirs):
             if name == ".git" or _under(Path(folder, name), never):
@@ -227,5 +231,6 @@ def _walk(directory: Path, exclude: tuple[str, ...], never: tuple[Path, ...]) ->
                 dropped += 1
                 continue
             names.append(prefix + name)
-    every = set(names) | dirs | links
-    return Selection(walk_order(every, dirs | links), frozenset(dirs), "every file", dropped)
+    filled = parents([*names, *links, *empty]) | (empty & dirs)
+    every = set(names) | filled | links
+    return Selection(walk_order(every, filled | links), frozenset(filled), "every file", dropped)
