@@ -40,7 +40,7 @@ def config_only(tmp_path: Path) -> Path:
 
 def test_version_is_written_once_and_printed():
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert not re.search(r"^version\s*=", pyproject, re.M) and 'dynamic = ["version"]' in pyproject
+    assert not re.search(r"^version\s*=\s*\"", pyproject, re.M) and 'dynamic = ["version"]' in pyproject
     out = sternway(REPO, "--version")
     assert out.returncode == 0 and out.stdout == f"sternway {deployer.__version__}\n"
     assert (
