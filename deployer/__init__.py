@@ -8,3 +8,10 @@ The distribution (and program) is ``sternway``; the import package keeps the nam
 NAME = "sternway"
 __version__ = "0.2.0"
 USER_AGENT = f"{NAME}/{__version__}"
+# How messages name the command to run next: `invoke` (tasks.py) unless the program started.
+PROGRAM = ["invoke"]
+
+
+def program_name() -> str:
+    """``sternway`` when run as the program, ``invoke`` when run through a tasks.py."""
+    return PROGRAM[0]

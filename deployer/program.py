@@ -77,6 +77,9 @@ def program(root: Path | None = None) -> Program:
 
 def main(argv: list[str] | None = None) -> None:
     """The console script ``sternway``."""
+    from . import PROGRAM
+
+    PROGRAM[0] = NAME
     program().run(argv)
 
 

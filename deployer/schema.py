@@ -258,7 +258,7 @@ SCHEMA = Map(
             },
         ),
         "schedule": Map(
-            doc="`invoke cleanup --schedule`: a server-side cleanup run by a systemd timer or cron.",
+            doc="`sternway cleanup --schedule`: a server-side cleanup run by a systemd timer or cron.",
             fields={
                 "via": Enum(
                     choices=("auto", "systemd", "cron"),
