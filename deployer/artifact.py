@@ -338,7 +338,7 @@ def _pack_in(config: Config, path: Path, label: str) -> Artifact:
     if not any(path.iterdir()):
         raise ArtifactError(f"{label}: the directory is empty")
     never = (Path(config.deploy_to),) if config.transport == "local" else ()
-    chosen = tree.select(path, config.artifact_files, config.artifact_exclude, never)
+    chosen = tree.select(path, config.artifact_files, config.artifact_exclude, never, label)
     if not chosen.files:
         raise ArtifactError(f"{label}: no file left to ship ({chosen.source}, less artifact.exclude)")
     # Kept past closing on purpose: it is the artifact until ``discard``.

@@ -116,7 +116,7 @@ def what_ships(root: Path) -> str:
     written = yaml.safe_load((root / "config" / "deploy.yml").read_text())
     exclude = tuple((written.get("artifact") or {}).get("exclude") or ())
     try:
-        chosen = tree.select(root, "auto", exclude)
+        chosen = tree.select(root, "auto", exclude, label="artifact .")
     except DeployerError as exc:
         return exc.message
     files = [n for n in chosen.names if n not in chosen.dirs]

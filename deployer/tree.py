@@ -112,10 +112,12 @@ def walk_order(names: set[str], dirlike: set[str]) -> tuple[str, ...]:
 # -- reading the directory and git -----------------------------------------------------
 
 
-def select(directory: Path, mode: str, exclude: tuple[str, ...], never: tuple[Path, ...] = ()) -> Selection:
+def select(
+    directory: Path, mode: str, exclude: tuple[str, ...], never: tuple[Path, ...] = (), label: str = ""
+) -> Selection:
     """The selection for ``artifact.files`` = ``mode``; ``never`` holds folders never to ship
-    (``deploy_to``). Raises ArtifactError naming the directory and the reason."""
-    label = f"artifact {directory}"
+    (``deploy_to``). Raises ArtifactError naming the directory (as ``label``) and the reason."""
+    label = label or f"artifact {directory}"
     tracked = None if mode == "all" else _tracked(directory, label, required=mode == "git")
     if tracked is None:
         return _walk(directory, exclude, never)
