@@ -291,7 +291,8 @@ def _run(root: Path, opts: Options, action: Callable):
     reporter = Reporter(quiet=opts.quiet, verbose=opts.verbose, json_mode=opts.json)
     started = time.monotonic()
     try:
-        config = select_hosts(cfg.load(root, _stage(root, opts.stage), opts.instance), opts.hosts, opts.roles)
+        opts.stage = _stage(root, opts.stage)  # named by the job summary, even when loading fails
+        config = select_hosts(cfg.load(root, opts.stage, opts.instance), opts.hosts, opts.roles)
         for hook in config.notify:
             reporter.secrets.add_url(hook.url, whole=True)
         reporter.secrets.values.update(secret_values(config.ssh))

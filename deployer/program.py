@@ -10,6 +10,7 @@ collection (:func:`deployer.cli.make_collection`); this one adds ``init`` and ``
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,28 @@ from . import NAME, __version__
 from .cli import make_collection
 
 MARKER = Path("config", "deploy.yml")
+# Invoke's core flags for its own run() (shell commands run by Invoke tasks): none of them
+# applies to these tasks, and one misleads: `--dry` would not stop a deploy. Left out, each
+# is refused as an unknown option instead of being silently ignored.
+RUN_FLAGS = frozenset(
+    {"warn-only", "pty", "hide", "echo", "dry", "command-timeout", "prompt-for-sudo-password"}
+)
+
+
+class Sternway(Program):
+    """``invoke.Program`` with only the core flags that mean something here."""
+
+    def core_args(self) -> list:
+        return [arg for arg in super().core_args() if not RUN_FLAGS & set(arg.names)]
+
+    def update_config(self, merge: bool = True) -> None:
+        """Invoke's own, less the overrides from the flags left out: only ``-f`` and
+        ``$INVOKE_RUNTIME_CONFIG`` remain."""
+        self.config.load_overrides({}, merge=False)
+        self.config.set_runtime_path(self.args.config.value or os.environ.get("INVOKE_RUNTIME_CONFIG"))
+        self.config.load_runtime(merge=False)
+        if merge:
+            self.config.merge()
 
 
 def project_root(start: Path) -> Path:
@@ -31,8 +54,10 @@ def project_root(start: Path) -> Path:
 
 def _init_task() -> Task:
     def init(c, path=".", tasks_py=False):
-        """Scaffold config/ and a sample template into a repository (never overwrites), and
-        say what its artifact will ship."""
+        """Scaffold config/ and a sample template here (never overwrites); say what ships.
+
+        Writes config/deploy.yml, staging.yml, production.yml, the editors' schema and
+        templates/app.env.j2, then says what the artifact (the repository) would ship."""
         from .__main__ import run_init
 
         code = run_init(Path(path), with_tasks=bool(tasks_py), program=NAME)
@@ -48,7 +73,7 @@ def _init_task() -> Task:
 
 def _schema_task() -> Task:
     def schema(c):
-        """Print the JSON Schema of config/*.yml (for editors): > config/deployer.schema.json."""
+        """Print the JSON Schema of config/*.yml, for editors (> config/deployer.schema.json)."""
         from .jsonschema import render
 
         sys.stdout.write(render())
@@ -66,7 +91,7 @@ def namespace(root: Path) -> Collection:
 
 
 def program(root: Path | None = None) -> Program:
-    return Program(
+    return Sternway(
         name=NAME,
         binary=NAME,
         binary_names=[NAME],

@@ -80,6 +80,16 @@ def test_a_repository_with_only_config_deploys_from_any_subdirectory(tmp_path):
     assert all(line == line.rstrip() and line.isprintable() for line in lines)
 
 
+def test_invokes_flags_for_shell_commands_are_refused_not_ignored(tmp_path):
+    root = config_only(tmp_path)
+    for flag in ("--dry", "-R", "--echo", "--warn-only", "--pty"):
+        out = sternway(root, flag, "deploy", "--stage=local")
+        assert out.returncode == 1 and f"No idea what '{flag}' is!" in out.stderr
+    assert not (root / ".deploy").exists()  # `--dry` did not deploy for real
+    helped = sternway(root, "--help").stdout
+    assert "--dry" not in helped and "--print-completion-script" in helped and "deploy" in helped
+
+
 def test_a_folder_without_config_names_the_missing_file(tmp_path):
     out = sternway(tmp_path, "deploy", "--stage=production")
     assert out.returncode == 2
