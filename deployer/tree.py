@@ -16,6 +16,7 @@ directory without following a symlink on the way.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 from .errors import ArtifactError
 
 MODES = ("auto", "git", "all")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def name_problem(name: str) -> str | None:
     parts = name.split("/")
     if name.startswith("/"):
         return "absolute path"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if CONTROL.search(name):
         return "control character (such as a newline) in the path"
     if ".." in parts or "." in parts or "" in parts:
         return "'..', '.' or an empty part in the path"
@@ -128,20 +130,23 @@ def select(
             f"{label}: git tracks no file under it yet (git add and commit the app, or set "
             "artifact.files: all to ship every file)"
         )
-    kept, dropped = [], 0
+    kept, links, dropped = [], set(), 0
+    real_dirs: set[str] = set()  # checked once each: real directories, not links
+    skip = _relative(directory, never)
     for name in tracked:
-        problem = name_problem(name)
-        if problem:
-            raise ArtifactError(f"{label}: refused: git tracks {name!r}: {problem}")
-        kind = _kind(directory, name, label)
-        if kind is None or _under(directory / name, never):
-            continue  # deleted in the work tree, a submodule not checked out, or deploy_to
         if excluded(name, exclude):
             dropped += 1
             continue
+        problem = name_problem(name)
+        if problem:
+            raise ArtifactError(f"{label}: refused: git tracks {name!r}: {problem}")
+        kind = _kind(directory, name, label, real_dirs)
+        if kind is None or any(not s or name == s or name.startswith(f"{s}/") for s in skip):
+            continue  # deleted in the work tree, a submodule not checked out, or deploy_to
         kept.append(name)
+        if kind == "l" and os.path.isdir(directory / name):
+            links.add(name)  # os.walk lists a link to a folder with the folders
     dirs = parents(kept)
-    links = {n for n in kept if os.path.isdir(directory / n)}  # os.walk lists a link to a folder as one
     return Selection(walk_order(dirs | set(kept), dirs | links), dirs, "the files git tracks", dropped)
 
 
@@ -171,19 +176,25 @@ def _ignored(directory: Path) -> bool:
     return _git(directory, "check-ignore", "-q", ".").returncode == 0
 
 
-def _kind(directory: Path, name: str, label: str) -> str | None:
+def _kind(directory: Path, name: str, label: str, real_dirs: set[str]) -> str | None:
     """'f' (file) or 'l' (symlink) for a name to ship, None to skip it. Every directory on
     the way must be a real directory: a path through a symlink would read outside."""
-    path = directory
-    for part in name.split("/")[:-1]:
-        path = path / part
+    parts = name.split("/")
+    for depth in range(1, len(parts)):
+        folder = "/".join(parts[:depth])
+        if folder in real_dirs:
+            continue
         try:
-            if not stat.S_ISDIR(os.lstat(path).st_mode):
-                raise ArtifactError(f"{label}: refused: git tracks {name!r}, which passes through a symlink")
+            mode = os.lstat(os.path.join(directory, folder)).st_mode
         except FileNotFoundError:
-            return None
+            return None  # deleted in the work tree
+        if stat.S_ISLNK(mode):
+            raise ArtifactError(f"{label}: refused: git tracks {name!r}, which passes through a symlink")
+        if not stat.S_ISDIR(mode):
+            return None  # the folder became a file: deleted in the work tree, as git sees it
+        real_dirs.add(folder)
     try:
-        mode = os.lstat(directory / name).st_mode
+        mode = os.lstat(os.path.join(directory, name)).st_mode
     except FileNotFoundError:
         return None
     if stat.S_ISREG(mode):
@@ -193,6 +204,13 @@ def _kind(directory: Path, name: str, label: str) -> str | None:
     if stat.S_ISDIR(mode):
         return None  # a submodule that is not checked out
     raise ArtifactError(f"{label}: refused: {name!r} is not a regular file, directory or symlink")
+
+
+def _relative(directory: Path, never: tuple[Path, ...]) -> list[str]:
+    """The folders of ``never`` that lie under ``directory``, relative to it ('' for itself)."""
+    base = os.path.abspath(directory)
+    found = [os.path.relpath(os.path.abspath(n), base) for n in never]
+    return ["" if r == "." else r for r in found if r != ".." and not r.startswith("../")]
 
 
 def _under(path: Path, never: tuple[Path, ...]) -> bool:

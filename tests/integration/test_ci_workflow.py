@@ -147,7 +147,9 @@ def test_the_github_actions_workflow_deploys_staging_then_promotes_production(
             if summary.exists():
                 summaries[job] = summary.read_text()
         assert not (Path(env["HOME"]) / ".ssh").exists()
-    print("\n".join(transcript))
+    print("\n".join(transcript))  # shown with -s: what the run's log would show
+    for job, text in summaries.items():
+        print(f"# job summary of {job} (GITHUB_STEP_SUMMARY):\n{text}")
     state = server_state(ssh_hosts, deploy_to)
     assert {current for current, _ in state.values()} == {"releases/1"}
     assert len({sha for _, sha in state.values()}) == 1, state  # production runs staging's artifact

@@ -175,3 +175,15 @@ def test_parse_ls_files_keeps_every_byte():
         "new\nline",
         os.fsdecode(b"\xff"),
     ]
+
+
+def test_an_excluded_path_is_never_judged_and_a_folder_turned_file_is_skipped(tmp_path):
+    root = repo(tmp_path, {"keep": "x", "gone/a": "y"})
+    (root / "logs").mkdir()
+    (root / "logs" / "bad\nname").write_text("x")
+    git(root, "add", "-A")
+    (root / "gone" / "a").unlink()
+    (root / "gone").rmdir()
+    (root / "gone").write_text("a file now")  # untracked; the index still says gone/a
+    chosen = tree.select(root, "auto", ("logs/",))
+    assert chosen.names == ("keep",) and chosen.excluded == 1
