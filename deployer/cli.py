@@ -271,7 +271,11 @@ class Options:
 
 
 def _stage(root: Path, stage: str | None) -> str:
+    from . import NAME
     from . import config as cfg
+
+    if not (root / "config").is_dir():  # `init` is the program's (with or without a tasks.py)
+        raise ConfigError(f"no config/ folder in {root}: `{NAME} init` writes one")
 
     chosen = stage or os.environ.get("DEPLOYER_STAGE") or cfg.default_stage(root)
     if not chosen:
@@ -363,4 +367,4 @@ def make_collection(root: str | Path) -> Collection:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use: invoke --list (in a folder with tasks.py)")
+    sys.exit("use: sternway --list (or invoke --list in a folder with tasks.py)")
