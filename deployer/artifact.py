@@ -304,7 +304,7 @@ def prepare(config: Config, ref: str | None = None) -> Artifact:
 
     folder = git.export(config.root, git.resolve(config.root, ref))
     try:
-        found = _prepare_in(config, folder)
+        found = _prepare_in(config, folder, files="all")  # the export holds the commit's files only
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -314,7 +314,7 @@ def prepare(config: Config, ref: str | None = None) -> Artifact:
     return dataclasses.replace(found, temporary_dir=folder)
 
 
-def _prepare_in(config: Config, root: Path) -> Artifact:
+def _prepare_in(config: Config, root: Path, files: str | None = None) -> Artifact:
     build(config, root)
     path = (
         root / config.artifact_path.relative_to(config.root)
@@ -325,7 +325,7 @@ def _prepare_in(config: Config, root: Path) -> Artifact:
     if not path.exists():
         raise ArtifactError(f"{label}: not found (artifact.path)")
     if path.is_dir():
-        return _pack_in(config, path, label)
+        return _pack_in(config, path, label, files or config.artifact_files)
     if path.stat().st_size == 0:
         raise ArtifactError(f"{label}: the file is empty")
     from .inspectcache import inspect_cached  # it builds on this module
@@ -333,12 +333,12 @@ def _prepare_in(config: Config, root: Path) -> Artifact:
     return inspect_cached(path, config.max_unpacked_size, label)
 
 
-def _pack_in(config: Config, path: Path, label: str) -> Artifact:
+def _pack_in(config: Config, path: Path, label: str, files: str) -> Artifact:
     """Pack the files a directory artifact ships (deployer.tree decides which) into a temp tar."""
     if not any(path.iterdir()):
         raise ArtifactError(f"{label}: the directory is empty")
     never = (Path(config.deploy_to),) if config.transport == "local" else ()
-    chosen = tree.select(path, config.artifact_files, config.artifact_exclude, never, label)
+    chosen = tree.select(path, files, config.artifact_exclude, never, label)
     if not chosen.files:
         raise ArtifactError(f"{label}: no file left to ship ({chosen.source}, less artifact.exclude)")
     # Kept past closing on purpose: it is the artifact until ``discard``.
