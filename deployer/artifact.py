@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from . import tree
 from .config import Config
 from .errors import ArtifactError
 from .layout import EXCLUDE_LIST, MANIFEST_MAX
@@ -119,6 +120,14 @@ class Artifact:
     temporary_dir: Path | None = None
     sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     vouched: bool = True  # False: a promoted tree only its source host vouched for (--unverified)
+    source: str = ""  # for a directory: which files were packed (deployer.tree), as dry runs say
+
+    def contents(self) -> str:
+        """What it ships, as a dry run says it: ``artifact: 12 files, 40.1 KB (the files git tracks)``."""
+        from .output import counted, human_bytes
+
+        how = f" ({self.source})" if self.source else ""
+        return f"artifact: {counted(len(self.sizes), 'file')}, {human_bytes(sum(self.sizes.values()))}{how}"
 
     def manifest_bytes(self) -> bytes:
         """The manifest as stored on hosts (gzip), for the next deploy's delta."""
@@ -265,10 +274,12 @@ def write_delta(art: Artifact, send: set[str], removed: list[str]) -> Path:
     return Path(handle.name)
 
 
-def pack_directory(directory: Path, destination: BinaryIO) -> None:
-    """Write a deterministic tar of ``directory``: sorted names, no owner names or ids,
-    so the same tree always gives the same sha256. Modes are normalised: setuid, setgid,
-    sticky bits and world-write are dropped (a tarball holding them is refused instead)."""
+def pack_directory(directory: Path, destination: BinaryIO, selection: tree.Selection | None = None) -> None:
+    """Write a deterministic tar of the ``selection`` of ``directory`` (default: every file
+    but ``.git``): sorted names, no owner names or ids, so the same tree always gives the
+    same sha256. Modes are normalised: setuid, setgid, sticky bits and world-write are
+    dropped (a tarball holding them is refused instead). Symlinks are packed as links."""
+    chosen = selection or tree.select(directory, "all", ())
 
     def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
@@ -278,13 +289,8 @@ def pack_directory(directory: Path, destination: BinaryIO) -> None:
         return info
 
     with tarfile.open(fileobj=destination, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for folder, dirs, files in os.walk(directory):
-            dirs.sort()
-            rel_folder = os.path.relpath(folder, directory)
-            for name in sorted(dirs) + sorted(files):
-                full = os.path.join(folder, name)
-                arcname = name if rel_folder == "." else f"{rel_folder}/{name}"
-                tar.add(full, arcname=arcname, recursive=False, filter=normalise)
+        for name in chosen.names:
+            tar.add(os.path.join(directory, name), arcname=name, recursive=False, filter=normalise)
 
 
 def prepare(config: Config, ref: str | None = None) -> Artifact:
@@ -298,7 +304,7 @@ def prepare(config: Config, ref: str | None = None) -> Artifact:
 
     folder = git.export(config.root, git.resolve(config.root, ref))
     try:
-        found = _prepare_in(config, folder)
+        found = _prepare_in(config, folder, files="all")  # the export holds the commit's files only
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -308,7 +314,7 @@ def prepare(config: Config, ref: str | None = None) -> Artifact:
     return dataclasses.replace(found, temporary_dir=folder)
 
 
-def _prepare_in(config: Config, root: Path) -> Artifact:
+def _prepare_in(config: Config, root: Path, files: str | None = None) -> Artifact:
     build(config, root)
     path = (
         root / config.artifact_path.relative_to(config.root)
@@ -319,23 +325,35 @@ def _prepare_in(config: Config, root: Path) -> Artifact:
     if not path.exists():
         raise ArtifactError(f"{label}: not found (artifact.path)")
     if path.is_dir():
-        if not any(path.iterdir()):
-            raise ArtifactError(f"{label}: the directory is empty")
-        # Kept past closing on purpose: it is the artifact until ``discard``.
-        handle = tempfile.NamedTemporaryFile(prefix="deployer-", suffix=".tar", delete=False)  # noqa: SIM115
-        try:
-            with handle:
-                pack_directory(path, handle)
-            found = inspect(Path(handle.name), config.max_unpacked_size, label)
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-        return dataclasses.replace(found, temporary=True)
+        return _pack_in(config, path, label, files or config.artifact_files)
     if path.stat().st_size == 0:
         raise ArtifactError(f"{label}: the file is empty")
     from .inspectcache import inspect_cached  # it builds on this module
 
     return inspect_cached(path, config.max_unpacked_size, label)
+
+
+def _pack_in(config: Config, path: Path, label: str, files: str) -> Artifact:
+    """Pack the files a directory artifact ships (deployer.tree decides which) into a temp tar."""
+    if not any(path.iterdir()):
+        raise ArtifactError(f"{label}: the directory is empty")
+    never = (Path(config.deploy_to),) if config.transport == "local" else ()
+    chosen = tree.select(path, files, config.artifact_exclude, never, label)
+    if not chosen.files:
+        raise ArtifactError(f"{label}: no file left to ship ({chosen.source}, less artifact.exclude)")
+    # Kept past closing on purpose: it is the artifact until ``discard``.
+    handle = tempfile.NamedTemporaryFile(prefix="deployer-", suffix=".tar", delete=False)  # noqa: SIM115
+    try:
+        with handle:
+            pack_directory(path, handle, chosen)
+        found = inspect(Path(handle.name), config.max_unpacked_size, label)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
+    source = chosen.source
+    if chosen.excluded:
+        source += f", less {chosen.excluded} excluded by artifact.exclude"
+    return dataclasses.replace(found, temporary=True, source=source)
 
 
 def _display(path: Path, root: Path) -> str:

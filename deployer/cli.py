@@ -13,6 +13,7 @@ import inspect
 import json as jsonlib
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,10 +282,15 @@ class Options:
     verbose: bool = False
     quiet: bool = False
     instance: str | None = None
+    command: str = ""
 
 
 def _stage(root: Path, stage: str | None) -> str:
+    from . import NAME
     from . import config as cfg
+
+    if not (root / "config").is_dir():  # `init` is the program's (with or without a tasks.py)
+        raise ConfigError(f"no config/ folder in {root}: `{NAME} init` writes one")
 
     chosen = stage or os.environ.get("DEPLOYER_STAGE") or cfg.default_stage(root)
     if not chosen:
@@ -298,16 +304,21 @@ def _stage(root: Path, stage: str | None) -> str:
 def _run(root: Path, opts: Options, action: Callable):
     """Load config, run the action, and turn every failure into ``Exit`` with one line."""
     from . import config as cfg
+    from .envkeys import secret_values
     from .output import Reporter
 
     reporter = Reporter(quiet=opts.quiet, verbose=opts.verbose, json_mode=opts.json)
+    started = time.monotonic()
     try:
-        config = select_hosts(cfg.load(root, _stage(root, opts.stage), opts.instance), opts.hosts, opts.roles)
+        opts.stage = _stage(root, opts.stage)  # named by the job summary, even when loading fails
+        config = select_hosts(cfg.load(root, opts.stage, opts.instance), opts.hosts, opts.roles)
         for hook in config.notify:
             reporter.secrets.add_url(hook.url, whole=True)
+        reporter.secrets.values.update(secret_values(config.ssh))
         return action(config, reporter)
     except DeployerError as exc:
         message = one_line(reporter.secrets.mask(exc.message))
+        _failed_summary(opts, message, exc.exit_code, time.monotonic() - started)
         if opts.json:
             print(jsonlib.dumps({"ok": False, "error": message, "exit_code": exc.exit_code}), flush=True)
         raise Exit(f"error: {message}", exc.exit_code) from None
@@ -324,10 +335,19 @@ def _run(root: Path, opts: Options, action: Callable):
         reporter.end_progress()
 
 
+def _failed_summary(opts: Options, message: str, code: int, seconds: float) -> None:
+    """A failed deploy, rollback or promote says so in the CI job's summary too."""
+    from . import stepsummary
+
+    if opts.command in stepsummary.COMMANDS:
+        stepsummary.append(stepsummary.failure(opts.command, opts.stage, message, code, seconds))
+
+
 def _options(spec: TaskSpec, call: Call) -> Options:
     return Options(
         stage=call[spec.stage_flag], hosts=call["hosts"], roles=call["roles"], json=bool(call["json"]),
         verbose=bool(call["verbose"]), quiet=bool(call["quiet"]), instance=call["instance"],
+        command=spec.name,
     )  # fmt: skip
 
 
@@ -362,4 +382,4 @@ def make_collection(root: str | Path) -> Collection:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use: invoke --list (in a folder with tasks.py)")
+    sys.exit("use: sternway --list (or invoke --list in a folder with tasks.py)")

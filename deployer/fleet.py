@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from . import commands
+from . import commands, program_name
 from .config import Config, Host
 from .errors import DeployFailed, HostUnreachable, LockHeld
 from .facts import HostFacts, parse_lock_info, parse_probe
@@ -221,7 +221,7 @@ class Fleet:
             stage = info.get("stage") or self.config.stage
             raise LockHeld(
                 f"host {first.name}: deploy lock for stage {stage} held by {describe_lock(info)}; "
-                f"wait, or break a stale lock with: invoke unlock --stage={self.config.stage}"
+                f"wait, or break a stale lock with: {program_name()} unlock --stage={self.config.stage}"
             )
         first = problems[0]
         raise_failures(problems)

@@ -48,7 +48,14 @@ def known_hosts_name(host: str, port: int) -> str:
 _KNOWN_HOSTS_LOCK = threading.Lock()
 
 
-def _host_key_policy(known_hosts: Path, policy: str, who: str):
+def known_hosts_source(opts) -> str:
+    """Where host keys come from, as messages name it: the file, or the variable."""
+    if opts.known_hosts_env:
+        return f"${opts.known_hosts_env} (ssh.known_hosts_env)"
+    return str(Path(os.path.expanduser(opts.known_hosts)))
+
+
+def _host_key_policy(known_hosts: Path, policy: str, who: str, source: str):
     import paramiko
 
     class Policy(paramiko.MissingHostKeyPolicy):
@@ -60,8 +67,8 @@ def _host_key_policy(known_hosts: Path, policy: str, who: str):
                 raise unreachable(
                     who,
                     f"unknown host key {key.get_name()} {key.fingerprint} "
-                    f"(not in {known_hosts}, ssh.host_key_policy is strict); "
-                    f"verify it and add it to {known_hosts}",
+                    f"(not in {source}, ssh.host_key_policy is strict); "
+                    f"verify it and add it to {source}",
                 )
             with _KNOWN_HOSTS_LOCK:
                 known_hosts.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +93,11 @@ def connection(config: Config, end: Endpoint):
         "auth_timeout": opts.connect_timeout,
         "channel_timeout": opts.connect_timeout,
     }
-    if opts.identity_file:
+    if opts.identity_env:  # the key from the variable, and no other (none is looked for on disk)
+        from .envkeys import identity
+
+        connect_kwargs.update(pkey=identity(opts), look_for_keys=False, allow_agent=False)
+    elif opts.identity_file:
         connect_kwargs["key_filename"] = [os.path.expanduser(opts.identity_file)]
     conn = Connection(
         end.host,
@@ -97,12 +108,18 @@ def connection(config: Config, end: Endpoint):
     )
     client = conn.client
     client._system_host_keys = paramiko.HostKeys()
-    if known_hosts.is_file():
+    if opts.known_hosts_env:
+        from .envkeys import host_keys
+
+        client._system_host_keys = host_keys(opts)
+    elif known_hosts.is_file():
         try:
             client.load_system_host_keys(str(known_hosts))
         except (OSError, paramiko.SSHException) as exc:
             raise HostUnreachable(f"ssh.known_hosts: cannot read {known_hosts}: {exc}") from None
-    client.set_missing_host_key_policy(_host_key_policy(known_hosts, opts.host_key_policy, end.who))
+    client.set_missing_host_key_policy(
+        _host_key_policy(known_hosts, opts.host_key_policy, end.who, known_hosts_source(opts))
+    )
     return conn
 
 
@@ -112,7 +129,6 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
     import paramiko
 
     timeout = config.ssh.connect_timeout
-    known_hosts = Path(os.path.expanduser(config.ssh.known_hosts))
     if end.sock is not None:
         conn.connect_kwargs["sock"] = end.sock
     started = time.monotonic()
@@ -124,9 +140,8 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
         raise unreachable(
             end.who,
             f"host key CHANGED: expected {exc.expected_key.fingerprint}, offered "
-            f"{exc.key.fingerprint} (per {known_hosts}); refusing, this may be a man-in-the-middle. "
-            "If the change is legitimate: "
-            f"ssh-keygen -R '{known_hosts_name(conn.host, int(conn.port or 22))}' -f {known_hosts}",
+            f"{exc.key.fingerprint} (per {known_hosts_source(config.ssh)}); refusing, this may be a "
+            f"man-in-the-middle. If the change is legitimate: {_forget(config, conn)}",
         ) from None
     except paramiko.AuthenticationException as exc:
         raise unreachable(end.who, f"authentication failed for user {conn.user!r} ({exc})") from None
@@ -139,6 +154,15 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
             raise unreachable(end.who, f"no SSH answer within {timeout:g}s (ssh.connect_timeout)") from None
         raise unreachable(end.who, f"cannot connect ({reason})") from None
     tune(conn)
+
+
+def _forget(config: Config, conn) -> str:
+    """How to drop a host's old key: from the file, or from the variable's value."""
+    name = known_hosts_name(conn.host, int(conn.port or 22))
+    if config.ssh.known_hosts_env:
+        return f"replace the line for {name} in {config.ssh.known_hosts_env} with the new, verified key"
+    known_hosts = Path(os.path.expanduser(config.ssh.known_hosts))
+    return f"ssh-keygen -R '{name}' -f {known_hosts}"
 
 
 def _open(conn, end: Endpoint) -> None:

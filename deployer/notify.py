@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from . import USER_AGENT
 from .config import Config
 from .localstate import whoami
 
@@ -69,9 +70,8 @@ class Notifier:
         from urllib.parse import urlsplit
 
         body = json.dumps(payload).encode()
-        request = urllib.request.Request(
-            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 response.read(RESPONSE_LIMIT)  # what a webhook answers is not ours to keep

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from . import releaselog, untrusted
+from . import program_name, releaselog, untrusted
 from .config import Hook, Host
 from .errors import DeployFailed
 from .facts import PARTIAL, HostFacts
@@ -21,7 +21,7 @@ def next_release(facts: Mapping[str, HostFacts]) -> int:
     if highest >= untrusted.MAX_RELEASE:
         raise DeployFailed(
             f"a host holds or logs release {highest}, past the largest release number "
-            f"({untrusted.MAX_RELEASE}); remove it by hand (invoke releases shows where)"
+            f"({untrusted.MAX_RELEASE}); remove it by hand ({program_name()} releases shows where)"
         )
     return highest + 1
 
@@ -76,7 +76,7 @@ def choose_rollback(facts: Mapping[str, HostFacts], to: int | None) -> int:
         if not on_some:
             raise DeployFailed(
                 "rollback: no earlier good release is kept on the hosts to roll back to "
-                "(see invoke releases; name one with --to=N)"
+                f"(see {program_name()} releases; name one with --to=N)"
             )
         target = on_some[0]
     missing = sorted(name for name, f in facts.items() if target not in f.complete)

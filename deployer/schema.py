@@ -24,6 +24,12 @@ __all__ = [
     "values_of",
 ]
 
+
+def env_name(doc: str) -> Str:
+    """The name of an environment variable (its value is read when the stage is loaded)."""
+    return Str(doc=doc, pattern=r"[A-Za-z_][A-Za-z0-9_]*", pattern_doc="an environment variable name")
+
+
 HOOK = Map(
     doc="A command run at one point of a deploy, rollback or promote.",
     fields={
@@ -156,6 +162,21 @@ SCHEMA = Map(
                     doc="Pull mode: each host downloads the artifact from this URL ({sha256}, "
                     "{application}, {stage} are filled in) and verifies its sha256."
                 ),
+                "files": Enum(
+                    choices=("auto", "git", "all"),
+                    doc="For a directory: `git` ships the files git tracks under it (as Capistrano's git "
+                    "strategy does), `all` every file; `auto` is `git` inside a git work tree unless git "
+                    "ignores the directory (a build's output), else `all`. `.git` and `deploy_to` are never "
+                    "shipped.",
+                    default="auto",
+                ),
+                "exclude": List(
+                    item=Str(),
+                    doc="Patterns of paths not to ship from a directory: `*.log` (no slash) matches a name "
+                    "at any depth, `docs/*.md` or `config/deploy.yml` match from the directory's root, a "
+                    "trailing slash (`tests/`) matches directories only; `*` never crosses a slash.",
+                    default=[],
+                ),
                 "delta": Bool(
                     doc="Send only changed files; unchanged ones are hard-linked from the host's "
                     "previous release.",
@@ -213,8 +234,21 @@ SCHEMA = Map(
             doc="How hosts are reached.",
             fields={
                 "identity_file": Str(doc="Private key file."),
+                "identity_env": env_name(
+                    "An environment variable holding the private key itself (OpenSSH or PEM; ed25519, "
+                    "ecdsa or rsa), as CI secrets are given: used for every hop, never written to disk, "
+                    "masked in output. Overrides `identity_file`."
+                ),
+                "identity_passphrase_env": env_name(
+                    "An environment variable holding the passphrase of the `identity_env` key, if it has one."
+                ),
                 "known_hosts": Str(
                     doc="Known-hosts file used to verify host keys.", default="~/.ssh/known_hosts"
+                ),
+                "known_hosts_env": env_name(
+                    "An environment variable holding known_hosts lines (as `ssh-keyscan` prints them, after "
+                    "checking): host keys come from it alone, for every hop, instead of `known_hosts`. "
+                    "Needs `host_key_policy: strict`."
                 ),
                 "host_key_policy": Enum(
                     choices=("strict", "accept-new"),
@@ -264,7 +298,7 @@ SCHEMA = Map(
             },
         ),
         "schedule": Map(
-            doc="`invoke cleanup --schedule`: a server-side cleanup run by a systemd timer or cron.",
+            doc="`sternway cleanup --schedule`: a server-side cleanup run by a systemd timer or cron.",
             fields={
                 "via": Enum(
                     choices=("auto", "systemd", "cron"),

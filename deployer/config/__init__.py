@@ -84,6 +84,8 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         artifact_build=artifact["build"],
         max_unpacked_size=artifact["max_unpacked_size"],
         delta=artifact["delta"],
+        artifact_files=artifact["files"],
+        artifact_exclude=tuple(artifact["exclude"]),
         artifact_url=_artifact_url(layers, artifact["url"]),
         shared_dirs=_shared(layers, "dirs", shared["dirs"]),
         shared_files=_unnested(layers, shared["dirs"], _shared(layers, "files", shared["files"])),
@@ -235,12 +237,18 @@ def _hooks(layers: Layers, phases: dict) -> dict[str, tuple[Hook, ...]]:
 def _ssh(layers: Layers, given: dict | None, transport: str) -> SshOptions:
     values = values_of("ssh", given)
     identity = values["identity_file"]
-    if transport == "ssh" and identity and not Path(os.path.expanduser(identity)).is_file():
+    on_disk = transport == "ssh" and identity and not values["identity_env"]
+    if on_disk and not Path(os.path.expanduser(identity)).is_file():
         raise layers.error("ssh.identity_file", f"{identity} does not exist")
     for key in ("connect_timeout", "command_timeout", "command_deadline"):
         values[key] = float(values[key])
     _jump(layers, "ssh.proxy_jump", values["proxy_jump"])
-    return SshOptions(**values)
+    options = SshOptions(**values)
+    if transport == "ssh":
+        from .. import envkeys  # keys from environment variables: read and parsed now, not mid-deploy
+
+        envkeys.check(options, layers.error)
+    return options
 
 
 def _jump(layers: Layers, key: str, spec: str | None) -> None:

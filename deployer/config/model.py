@@ -121,7 +121,10 @@ class SshOptions:
     """How hosts are reached and how long they may take."""
 
     identity_file: str | None
+    identity_env: str | None  # the key itself, from this variable (deployer.envkeys)
+    identity_passphrase_env: str | None
     known_hosts: str
+    known_hosts_env: str | None  # host keys from this variable instead of the file
     host_key_policy: str
     connect_timeout: float
     command_timeout: float
@@ -160,6 +163,8 @@ class Config:
     notify: tuple[Webhook, ...] = ()
     schedule: Schedule = field(default_factory=Schedule)
     migrations: Migrations | None = None
+    artifact_files: str = default_of("artifact.files")  # auto, git or all (deployer.tree)
+    artifact_exclude: tuple[str, ...] = default_of("artifact.exclude")
 
     @property
     def templates_dir(self) -> Path:

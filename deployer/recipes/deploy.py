@@ -141,6 +141,8 @@ class DeployRun:
             f"{len(self.fleet.names)} host(s), artifact {human_bytes(self.art.size)} "
             f"sha256 {self.art.sha256[:12]}"
         )
+        if self.fleet.dry_run:
+            self.reporter.line(f"  {self.art.contents()}")
         self._refuse_bad_artifact()
         if self.config.migrations is not None:
             Migrator(self.fleet, self.command)  # a subset without the migration host: refused now

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .. import commands, migrations
+from .. import commands, migrations, program_name
 from ..errors import ConfigError, DeployerError, DeployFailed
 from ..facts import HostFacts
 from ..failures import raise_failures
@@ -158,7 +158,8 @@ def schema_left(change: SchemaChange | None, back_to: int | None, stage: str) ->
         return []
     return [
         f"the database stays at schema {change.after}, release {back_to} ran on {change.before}: "
-        f"`invoke rollback --stage={stage} --to={back_to} --migrate-down` (or --with-data) brings it back"
+        f"`{program_name()} rollback --stage={stage} --to={back_to} --migrate-down` (or --with-data) "
+        "brings it back"
     ]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import plan, releaselog
+from .. import plan, program_name, releaselog
 from ..config import Config
 from ..errors import DeployFailed, Interrupted
 from ..facts import HostFacts
@@ -74,9 +74,8 @@ def _switch_or_undo(
     when the database was already brought to the target's schema)."""
     previous_raw = {name: f.current_raw for name, f in facts.items()}
     moved = still_moved(schema)
-    again = (
-        f"`invoke rollback --stage={fleet.config.stage} --to={target}` again finishes it (no flag needed now)"
-    )
+    command = f"{program_name()} rollback --stage={fleet.config.stage} --to={target}"
+    again = f"`{command}` again finishes it (no flag needed)"
     try:
         switch_all(fleet, todo)
     except SwitchFailed as exc:

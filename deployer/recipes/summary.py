@@ -65,3 +65,6 @@ def print_summary(reporter, summary: Summary) -> None:
         done = f"{what}{summary.command} of release {summary.release} to {summary.stage}"
     reporter.final(f"{done}: done in {summary.seconds:.2f}s")
     reporter.document(summary.to_dict())
+    from .. import stepsummary
+
+    stepsummary.append(reporter.secrets.mask(stepsummary.markdown(summary)))

@@ -62,3 +62,20 @@ def test_unknown_ref_is_a_one_line_error(local_project):
         == "error: --ref: unknown revision 'nope' (a branch, tag or commit of this repository)"
     )
     assert not (p.root / "deployed").exists()
+
+
+def test_a_ref_ships_the_commits_files_whatever_artifact_files_says(local_project):
+    p = local_project
+    p.root.joinpath("config", "deploy.yml").write_text(
+        "application: demo\nartifact: {path: app, files: git, exclude: [bin/]}\n"
+    )
+    make_repo(p)
+    (p.root / "app" / "untracked.txt").write_text("never shipped\n")
+    assert p.invoke("deploy", "--stage=test", "--ref=v1").returncode == 0
+    assert sorted(f.name for f in (p.root / "deployed" / "current").iterdir() if not f.name.startswith(".")) == [
+        "app.env", "index.html",
+    ]  # fmt: skip
+    result = p.invoke("deploy", "--stage=test")  # the work tree: tracked files, as they are now
+    assert result.returncode == 0, result.stderr
+    assert (p.root / "deployed" / "current" / "index.html").read_text() == "uncommitted\n"
+    assert not (p.root / "deployed" / "current" / "untracked.txt").exists()

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import deployer
 from deployer.errors import HookFailed
 
 
@@ -18,7 +19,9 @@ def receiver():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"path": self.path, "body": json.loads(body)})
+            received.append(
+                {"path": self.path, "body": json.loads(body), "agent": self.headers["User-Agent"]}
+            )
             self.send_response(200)
             self.end_headers()
 
@@ -49,6 +52,7 @@ def test_start_success_failure_and_rollback_are_sent(local_project, receiver):
         generic[-1]["release"] == 2 and generic[-1]["stage"] == "test" and generic[-1]["command"] == "deploy"
     )
     assert isinstance(generic[-1]["duration"], (int, float)) and generic[-1]["by"]
+    assert {r["agent"] for r in received} == {f"sternway/{deployer.__version__}"}
     slack = [r["body"] for r in received if r["path"] == "/slack"]
     assert len(slack) == 2 and "deploy success on test: release 2" in slack[-1]["text"]
     received.clear()
