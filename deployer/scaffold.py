@@ -47,8 +47,11 @@ templates:
   - src: app.env.j2             # rendered per host with Jinja2 into the release
     dest: .env
     mode: "0600"
+# migrations:                   # once per deploy before the switch; rollbacks then know the schema
+#   command: ./bin/migrate
+#   version: ./bin/migrate --version   # prints the schema version
 hooks:
-  before_switch: []             # migrations, e.g. - {{command: ./bin/migrate, once: true}}
+  before_switch: []             # e.g. - {{command: ./bin/warm-cache, once: true}}
   after_switch: []              # e.g. - {{command: "sudo systemctl restart {name}"}}
 ssh:
   known_hosts: ~/.ssh/known_hosts
