@@ -71,6 +71,11 @@ class Layout:
         """The snapshot taken before release ``number``'s migrations."""
         return self._join(".deployer", "snapshots", f"{int(number)}.dump")
 
+    @property
+    def before_restore(self) -> str:
+        """The data as it was before the latest ``rollback --with-data`` (replaced by the next)."""
+        return self._join(".deployer", "snapshots", "before-restore.dump")
+
     def metadata(self, number: int) -> str:
         return self._join("releases", str(int(number)), RELEASE_METADATA)
 

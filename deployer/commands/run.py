@@ -57,10 +57,10 @@ def watch_check(directory: str, command: str | None, url: str | None, timeout: f
     return script(argv("cd", directory), f"exec timeout {timeout:g} sh -c {quote(probe)} 2>&1")
 
 
-def snapshot(layout: Layout, release: int, directory: str, command: str, env: dict[str, str]) -> str:
-    """Run the snapshot command into a fresh file only its owner can read (the 0700
-    snapshots folder, umask 077, then 0600), refuse an empty or missing one, print its size."""
-    path, folder = layout.snapshot(release), layout.snapshots
+def snapshot(layout: Layout, path: str, directory: str, command: str, env: dict[str, str]) -> str:
+    """Run the snapshot command into ``path``, a fresh file only its owner can read (in the
+    0700 snapshots folder, umask 077, then 0600); refuse an empty or missing one, print its size."""
+    folder = layout.snapshots
     return script(
         "umask 077",
         argv("mkdir", "-p", "--", folder),

@@ -94,7 +94,8 @@ def _cross(
         _migrate_down(run, cross, knowing, env)
         return {"schema": cross.target_schema, "data": choice}
     _restore(run, cross, knowing, env, wanted)
-    return {"schema": cross.target_schema, "data": choice, "restored_from": cross.snapshot.release}
+    kept = {"before_restore": run.layout.before_restore} if run.spec.snapshot else {}
+    return {"schema": cross.target_schema, "data": choice, "restored_from": cross.snapshot.release, **kept}
 
 
 def _release_dir(fleet: Fleet, number: int | None) -> str:
@@ -147,7 +148,7 @@ def _migrate_up(run: Migrator, cross: migrations.Crossing, env: dict) -> dict:
     size, at = None, ""
     if run.spec.snapshot and not run.fleet.dry_run:
         at = now_iso()
-        size = take_snapshot(run, cross.target, directory, env, cross.current_schema)
+        size = take_snapshot(run, run.layout.snapshot(cross.target), directory, env, cross.current_schema)
     result = run.run("command", directory, env)
     if not result.ok:
         now = run.try_version(directory, env) or "unknown"
@@ -180,6 +181,8 @@ def _restore(
             "(none was taken, or cleanup removed it); nothing was switched"
         )
     _confirm(run, cross, wanted)
+    if run.spec.snapshot and not run.fleet.dry_run:  # the restore itself can be undone with this
+        take_snapshot(run, run.layout.before_restore, directory, env, cross.current_schema)
     path = run.layout.snapshot(cross.snapshot.release)
     result = run.run("restore", directory, {**env, "DEPLOYER_SNAPSHOT": path})
     if not result.ok:
@@ -189,6 +192,11 @@ def _restore(
             f"nothing was switched; the snapshot is still at {path}"
         )
     _expect(run, cross, directory, env, "restore")
+    if run.spec.snapshot and not run.fleet.dry_run:
+        run.fleet.reporter.line(
+            f"the data as it was before this restore is on host {run.host} at {run.layout.before_restore} "
+            "(migrations.restore with DEPLOYER_SNAPSHOT set to it brings it back)"
+        )
 
 
 def _confirm(run: Migrator, cross: migrations.Crossing, wanted: DataChoice) -> None:

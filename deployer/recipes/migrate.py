@@ -130,7 +130,9 @@ def migrate(fleet: Fleet, release: int, previous: int | None, change: SchemaChan
     change.before = run.version(directory, env)
     if run.spec.snapshot:
         change.snapshot_at = now_iso()
-        change.snapshot_size = take_snapshot(run, release, directory, env, change.before)
+        change.snapshot_size = take_snapshot(
+            run, fleet.layout.snapshot(release), directory, env, change.before
+        )
         change.snapshot_path = fleet.layout.snapshot(release)
     result = run.run("command", directory, env)
     if not result.ok:
@@ -167,7 +169,8 @@ def _plan(run: Migrator, release: int, directory: str, env: dict[str, str]) -> N
     """--dry-run: the same commands into the plan, none run."""
     run.run("version", directory, env)
     if run.spec.snapshot:
-        _run_script(run, commands.snapshot(run.layout, release, directory, run.spec.snapshot, env))
+        path = run.layout.snapshot(release)
+        _run_script(run, commands.snapshot(run.layout, path, directory, run.spec.snapshot, env))
     run.run("command", directory, env)
     run.run("version", directory, env)
     steps = "version, snapshot, command, version" if run.spec.snapshot else "version, command, version"
@@ -200,15 +203,16 @@ def _left_at(run: Migrator, change: SchemaChange, release: int, live: int | None
     return f"{where}; {run.restore_hint(release, live)}"
 
 
-def take_snapshot(run: Migrator, release: int, directory: str, env: dict[str, str], version: str) -> int:
-    """Take the snapshot (``commands.snapshot``); its size in bytes."""
-    script = commands.snapshot(run.layout, release, directory, run.spec.snapshot, env)
+def take_snapshot(run: Migrator, path: str, directory: str, env: dict[str, str], version: str) -> int:
+    """Take a snapshot into ``path`` (``commands.snapshot``); its size in bytes."""
+    env = {**env, "DEPLOYER_SNAPSHOT": path}
+    script = commands.snapshot(run.layout, path, directory, run.spec.snapshot, env)
     result = _run_script(run, script)
     unchanged = f"the schema is unchanged at {version} (nothing was switched)"
     if result.exit_code == commands.EXIT_EMPTY_SNAPSHOT and result.stdout.endswith("snapshot_empty\n"):
         raise DeployFailed(
             f"host {run.host}: migrations.snapshot `{run.spec.snapshot}` wrote nothing to $DEPLOYER_SNAPSHOT "
-            f"({run.layout.snapshot(release)}); {unchanged}"
+            f"({path}); {unchanged}"
         )
     if not result.ok:
         raise DeployFailed(f"{run.failure('snapshot', result)}; {unchanged}")

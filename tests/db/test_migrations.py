@@ -134,6 +134,9 @@ def test_with_data_restores_the_data_from_before_v2_and_asks_for_yes(migrated, d
     assert database.tables() == ["notes", "schema_migrations"]
     event = [e for e in app.log(0) if e["event"] == "rollback"][-1]
     assert (event["data"], event["schema"], event["restored_from"]) == ("with-data", "1", 2)
+    safety = event["before_restore"]  # the restore itself can be undone: the data it replaced
+    assert app.sh(0, f"stat -c %a {safety}").strip() == "600"
+    assert "third" in app.sh(0, f"pg_restore -a -f - {safety}")
 
 
 def test_code_only_from_the_config_switches_and_leaves_schema_2(migrated, database):
