@@ -46,6 +46,7 @@ class Plan:
     bastion_runs: int
     rtts: tuple[float, ...]
     quick: bool
+    ours_only: bool
 
 
 def parse(argv: list[str]) -> Plan:
@@ -76,6 +77,9 @@ def parse(argv: list[str]) -> Plan:
         help="round-trip times to run every scenario at, in ms (repeatable; default 0, 25, 50)",
     )
     parser.add_argument(
+        "--ours-only", action="store_true", help="leave Capistrano out (for A/B runs of our own changes)"
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke test: 1 run, 4 hosts, no big workload, no bastion, two Capistrano setups in the fleet",
@@ -101,6 +105,7 @@ def parse(argv: list[str]) -> Plan:
         bastion_runs=0 if args.skip_bastion or args.quick else args.runs or 3,
         rtts=tuple(args.rtt or (0, 25, 50)),
         quick=args.quick,
+        ours_only=args.ours_only,
     )
 
 
@@ -151,7 +156,7 @@ def measure_all(
             f"\nbig: first deploy of 1 GiB at 0 ms (ours {plan.big_runs} runs, Capistrano {plan.cap_big_runs})",
             flush=True,
         )
-    both = [ours, caps[0]]
+    both = [ours, *caps[:1]]
     for run in range(1, max(plan.big_runs, plan.cap_big_runs) + 1):
         for tool in scenarios.turns(both, run):
             if run <= (plan.big_runs if tool is ours else plan.cap_big_runs):
@@ -189,6 +194,7 @@ def main(argv: list[str]) -> int:
                 own.add(via.host.ssh.container_id)
             access = tools.Access(key, known_hosts)
             ours, caps = tools.Ours(folder / "ours", access), tools.capistranos(folder, access)
+            caps = [] if plan.ours_only else caps
             bench = scenarios.Bench(hosts, built, log_dir, plan.timeout, relays)
             measure_all(bench, ours, caps, plan, via)
             noise_end = report.other_load(own)

@@ -107,8 +107,9 @@ class Ours:
         return [sys.executable, "-m", "invoke", action, "--stage=bench"]
 
     def env(self) -> dict[str, str] | None:
-        """This checkout's deployer, whatever an editable install elsewhere points at."""
-        return {**os.environ, "PYTHONPATH": str(REPO)}
+        """This checkout's deployer, whatever an editable install elsewhere points at (or,
+        for an A/B comparison, the copy named by ``BENCH_DEPLOYER``)."""
+        return {**os.environ, "PYTHONPATH": os.environ.get("BENCH_DEPLOYER", str(REPO))}
 
     def settle(self) -> None:
         pass

@@ -9,10 +9,13 @@ Every path comes from :class:`~deployer.layout.Layout` and every value is quoted
 - :mod:`.state`: the lock, the release log, the read-only probe and check;
 - :mod:`.run`: users' commands (hooks, health checks);
 - :mod:`.schedule`: the scheduled cleanup;
-- :mod:`.maintenance`: the maintenance page and its record.
+- :mod:`.maintenance`: the maintenance page and its record;
+- :mod:`.chain`: steps that follow each other on a host, sent as one script.
 """
 
+from .chain import after_switch, then_unlock
 from .codes import (
+    EXIT_AFTER_SWITCH,
     EXIT_LOCK_HELD,
     EXIT_MISSING_SHARED,
     EXIT_NO_MANIFEST,
@@ -41,6 +44,7 @@ from .state import acquire_lock, append_log, break_lock, check, lock_and_probe, 
 
 __all__ = [
     "DETECT_SCHEDULER",
+    "EXIT_AFTER_SWITCH",
     "EXIT_LOCK_HELD",
     "EXIT_MISSING_SHARED",
     "EXIT_NOT_A_RELEASE",
@@ -49,6 +53,7 @@ __all__ = [
     "EXIT_UNSAFE_PATH",
     "SCHEDULE_FILES",
     "acquire_lock",
+    "after_switch",
     "append_log",
     "break_lock",
     "cancel_pending_switches",
@@ -75,6 +80,7 @@ __all__ = [
     "remove_tmp_links",
     "run_hook",
     "switch",
+    "then_unlock",
     "unpack",
     "unswitch",
     "watch_check",

@@ -8,3 +8,4 @@ EXIT_RELEASE_EXISTS = 77
 EXIT_NOT_A_RELEASE = 78
 EXIT_NO_MANIFEST = 79
 EXIT_UNSAFE_PATH = 80
+EXIT_AFTER_SWITCH = 81  # commands.chain: current switched, a step sent with the switch failed

@@ -53,20 +53,28 @@ def rollback(
         target = plan.choose_rollback(facts, to)
         previous = {name: f.current for name, f in facts.items()}
         reporter.line(f"rollback {config.application} on {config.stage} to release {target}")
-        _switch_or_undo(
-            fleet, facts, {name: target for name in fleet.names if previous[name] != target}, target
-        )
-        _log(fleet, facts, target, reason)
+        todo = {name: target for name in fleet.names if previous[name] != target}
+        log, events = _events(fleet, facts, target, reason)
+        last = not config.hooks.get("after_rollback")  # nothing else runs under the lock
+        if last and len(fleet.names) == 1 and list(todo) == fleet.names:  # one host: one round trip
+            script = fleet.unlocking(log.script(events))
+            fleet.unlocked(_switch_or_undo(fleet, facts, todo, target, dict.fromkeys(todo, script)))
+        else:
+            _switch_or_undo(fleet, facts, todo, target)
+            log.append(*events, unlock=last)
         run_hooks(fleet, "after_rollback", "rollback", target, previous)
         rows = [HostReport(n, target, previous[n], "active", fleet.elapsed.get(n, 0.0)) for n in fleet.names]
         return Summary("rollback", config.stage, target, rows, time.monotonic() - start, dry_run)
 
 
-def _switch_or_undo(fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, int], target: int) -> None:
-    """Switch, or put back every host that switched and raise what happened."""
+def _switch_or_undo(
+    fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, int], target: int, then=None
+) -> list[str]:
+    """Switch (with ``then`` sent along, see switch_all), or put back every host that
+    switched and raise what happened."""
     previous_raw = {name: f.current_raw for name, f in facts.items()}
     try:
-        switch_all(fleet, todo)
+        return switch_all(fleet, todo, then=then)
     except SwitchFailed as exc:
         _, note = switch_back(fleet, previous_raw, exc.switched, target)
         raise DeployFailed(f"rollback: {exc.failed[0].reason()} ({note})") from None
@@ -76,9 +84,10 @@ def _switch_or_undo(fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, i
         raise Interrupted("interrupted; hosts switched back to where they were") from None
 
 
-def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int, reason: str | None) -> None:
-    """The target is active again; only releases newer than it were rolled back *from*:
-    rolling forward (``--to`` a newer release) does not make the one we leave bad."""
+def _events(fleet: Fleet, facts: dict[str, HostFacts], target: int, reason: str | None):
+    """The events to log once the target is active again; only releases newer than it were
+    rolled back *from*: rolling forward (``--to`` a newer release) does not make the one we
+    leave bad."""
     log = EventLog(fleet, "rollback", extra={"reason": reason} if reason else None)
     sha = releaselog.artifact_shas(plan.merged_log(facts))
     events = [
@@ -86,4 +95,4 @@ def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int, reason: str | N
     ]
     left = {f.current for f in facts.values() if f.current is not None and f.current > target}
     events += [log.make(old, releaselog.ROLLED_BACK) for old in sorted(left)]
-    log.append(*events)
+    return log, events

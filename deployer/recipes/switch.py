@@ -10,7 +10,8 @@ import secrets as token_source
 from collections.abc import Sequence
 
 from .. import commands
-from ..failures import checked, failed
+from ..errors import DeployFailed
+from ..failures import checked, failed, raise_failures
 from ..fleet import Fleet
 from ..layout import current_target
 from ..runner import Outcome
@@ -26,14 +27,30 @@ class SwitchFailed(Exception):
         self.failed = failed
 
 
-def switch_all(fleet: Fleet, targets: dict[str, int], step: str = "switch") -> list[str]:
+def switch_all(
+    fleet: Fleet,
+    targets: dict[str, int],
+    step: str = "switch",
+    then: dict[str, str] | None = None,
+    then_step: str = "write release log",
+) -> list[str]:
     """Switch ``current`` on each named host to its target release; raises SwitchFailed
-    when any host fails. Returns the hosts switched."""
+    when any host fails. ``then`` gives, per host, a script sent with the switch (one round
+    trip), run only where the switch succeeded; if it fails on a host that did switch, the
+    error names ``then_step`` (``current`` stays switched, as when that step runs apart).
+    Returns the hosts where the switch and ``then`` both succeeded."""
     token_for = {name: token_source.token_hex(6) for name in targets}
+    then = then or {}
 
     def one(session: Session):
         name = session.host.name
-        return checked(session, commands.switch(fleet.layout, targets[name], token_for[name]), step)
+        script = commands.switch(fleet.layout, targets[name], token_for[name])
+        if name not in then:
+            return checked(session, script, step)
+        result = session.run(commands.after_switch(script, then[name]))
+        if not result.ok and result.exit_code != commands.EXIT_AFTER_SWITCH:
+            raise DeployFailed(f"host {name}: {step} failed: {result.output_tail()}")
+        return result
 
     outcomes = fleet.each(one, list(targets))
     for outcome in outcomes:
@@ -44,6 +61,12 @@ def switch_all(fleet: Fleet, targets: dict[str, int], step: str = "switch") -> l
     bad = failed(outcomes)
     if bad:
         raise SwitchFailed([o.name for o in outcomes if o.ok], bad)
+    late = [o for o in outcomes if not o.value.ok]
+    for outcome in late:  # switched; what was sent with the switch failed
+        outcome.error = DeployFailed(
+            f"host {outcome.name}: {then_step} failed: {outcome.value.output_tail()}"
+        )
+    raise_failures(late)
     return list(targets)
 
 
