@@ -47,6 +47,7 @@ class Plan:
     rtts: tuple[float, ...]
     quick: bool
     ours_only: bool
+    baseline: Path | None
 
 
 def parse(argv: list[str]) -> Plan:
@@ -80,6 +81,12 @@ def parse(argv: list[str]) -> Plan:
         "--ours-only", action="store_true", help="leave Capistrano out (for A/B runs of our own changes)"
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a folder holding another deployer/ (e.g. `git archive HEAD~1 deployer | tar -x -C DIR`): "
+        "measured as `ours (baseline)`, interleaved with ours, for A/B runs",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke test: 1 run, 4 hosts, no big workload, no bastion, two Capistrano setups in the fleet",
@@ -106,6 +113,7 @@ def parse(argv: list[str]) -> Plan:
         rtts=tuple(args.rtt or (0, 25, 50)),
         quick=args.quick,
         ours_only=args.ours_only,
+        baseline=args.baseline,
     )
 
 
@@ -195,6 +203,9 @@ def main(argv: list[str]) -> int:
             access = tools.Access(key, known_hosts)
             ours, caps = tools.Ours(folder / "ours", access), tools.capistranos(folder, access)
             caps = [] if plan.ours_only else caps
+            if plan.baseline is not None:
+                code = str(plan.baseline.resolve())
+                caps = [tools.Ours(folder / "base", access, "ours (baseline)", "base", code=code), *caps]
             bench = scenarios.Bench(hosts, built, log_dir, plan.timeout, relays)
             measure_all(bench, ours, caps, plan, via)
             noise_end = report.other_load(own)

@@ -63,6 +63,7 @@ class Ours:
     name: str = "ours"
     slug: str = "ours"
     metadata_files: tuple[str, ...] = ("./.deployer*",)
+    code: str | None = None  # a deployer/ to run instead of this checkout's (an A/B baseline)
 
     def __post_init__(self) -> None:
         (self.project / "config").mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,7 @@ class Ours:
     def env(self) -> dict[str, str] | None:
         """This checkout's deployer, whatever an editable install elsewhere points at (or,
         for an A/B comparison, the copy named by ``BENCH_DEPLOYER``)."""
-        return {**os.environ, "PYTHONPATH": os.environ.get("BENCH_DEPLOYER", str(REPO))}
+        return {**os.environ, "PYTHONPATH": self.code or os.environ.get("BENCH_DEPLOYER", str(REPO))}
 
     def settle(self) -> None:
         pass

@@ -13,9 +13,11 @@ Every path comes from :class:`~deployer.layout.Layout` and every value is quoted
 - :mod:`.chain`: steps that follow each other on a host, sent as one script.
 """
 
-from .chain import after_switch, then_unlock
+from .chain import after_switch, finish, then_also, then_unlock, upload_then
 from .codes import (
     EXIT_AFTER_SWITCH,
+    EXIT_AFTER_UPLOAD,
+    EXIT_CLEANUP_FAILED,
     EXIT_LOCK_HELD,
     EXIT_MISSING_SHARED,
     EXIT_NO_MANIFEST,
@@ -45,6 +47,8 @@ from .state import acquire_lock, append_log, break_lock, check, lock_and_probe, 
 __all__ = [
     "DETECT_SCHEDULER",
     "EXIT_AFTER_SWITCH",
+    "EXIT_AFTER_UPLOAD",
+    "EXIT_CLEANUP_FAILED",
     "EXIT_LOCK_HELD",
     "EXIT_MISSING_SHARED",
     "EXIT_NOT_A_RELEASE",
@@ -61,6 +65,7 @@ __all__ = [
     "cleanup",
     "clone_release",
     "download_release",
+    "finish",
     "finish_release",
     "healthcheck",
     "install_schedule",
@@ -80,8 +85,10 @@ __all__ = [
     "remove_tmp_links",
     "run_hook",
     "switch",
+    "then_also",
     "then_unlock",
     "unpack",
     "unswitch",
+    "upload_then",
     "watch_check",
 ]

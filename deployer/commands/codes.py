@@ -9,3 +9,5 @@ EXIT_NOT_A_RELEASE = 78
 EXIT_NO_MANIFEST = 79
 EXIT_UNSAFE_PATH = 80
 EXIT_AFTER_SWITCH = 81  # commands.chain: current switched, a step sent with the switch failed
+EXIT_AFTER_UPLOAD = 82  # commands.chain: the release was made, preparing it (links, files) failed
+EXIT_CLEANUP_FAILED = 83  # commands.chain: logged and unlocked; removing old releases failed

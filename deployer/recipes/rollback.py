@@ -58,7 +58,7 @@ def rollback(
         last = not config.hooks.get("after_rollback")  # nothing else runs under the lock
         if last and len(fleet.names) == 1 and list(todo) == fleet.names:  # one host: one round trip
             script = fleet.unlocking(log.script(events))
-            fleet.unlocked(_switch_or_undo(fleet, facts, todo, target, dict.fromkeys(todo, script)))
+            _switch_or_undo(fleet, facts, todo, target, dict.fromkeys(todo, script))
         else:
             _switch_or_undo(fleet, facts, todo, target)
             log.append(*events, unlock=last)
@@ -69,12 +69,17 @@ def rollback(
 
 def _switch_or_undo(
     fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, int], target: int, then=None
-) -> list[str]:
+) -> None:
     """Switch (with ``then`` sent along, see switch_all), or put back every host that
     switched and raise what happened."""
     previous_raw = {name: f.current_raw for name, f in facts.items()}
+
+    def done(name: str, result) -> None:
+        if result.ok:
+            fleet.unlocked([name])
+
     try:
-        return switch_all(fleet, todo, then=then)
+        switch_all(fleet, todo, then=then, then_done=done)
     except SwitchFailed as exc:
         _, note = switch_back(fleet, previous_raw, exc.switched, target)
         raise DeployFailed(f"rollback: {exc.failed[0].reason()} ({note})") from None

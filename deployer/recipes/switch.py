@@ -7,7 +7,7 @@ says which hosts did switch, so the caller can put them back with :func:`switch_
 from __future__ import annotations
 
 import secrets as token_source
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import commands
 from ..errors import DeployFailed
@@ -15,7 +15,7 @@ from ..failures import checked, failed, raise_failures
 from ..fleet import Fleet
 from ..layout import current_target
 from ..runner import Outcome
-from ..transport import Session
+from ..transport import Result, Session
 
 
 class SwitchFailed(Exception):
@@ -33,14 +33,17 @@ def switch_all(
     step: str = "switch",
     then: dict[str, str] | None = None,
     then_step: str = "write release log",
+    then_done: Callable[[str, Result], None] | None = None,
 ) -> list[str]:
     """Switch ``current`` on each named host to its target release; raises SwitchFailed
     when any host fails. ``then`` gives, per host, a script sent with the switch (one round
-    trip), run only where the switch succeeded; if it fails on a host that did switch, the
-    error names ``then_step`` (``current`` stays switched, as when that step runs apart).
-    Returns the hosts where the switch and ``then`` both succeeded."""
+    trip, commands.after_switch), run only where the switch succeeded; ``then_done`` hears
+    each such host's result. If ``then`` failed on a host that did switch, the error names
+    ``then_step`` (``current`` stays switched, as when that step runs apart). Returns the
+    hosts switched."""
     token_for = {name: token_source.token_hex(6) for name in targets}
     then = then or {}
+    switched = {0, commands.EXIT_AFTER_SWITCH, commands.EXIT_CLEANUP_FAILED}
 
     def one(session: Session):
         name = session.host.name
@@ -48,7 +51,7 @@ def switch_all(
         if name not in then:
             return checked(session, script, step)
         result = session.run(commands.after_switch(script, then[name]))
-        if not result.ok and result.exit_code != commands.EXIT_AFTER_SWITCH:
+        if result.exit_code not in switched:
             raise DeployFailed(f"host {name}: {step} failed: {result.output_tail()}")
         return result
 
@@ -58,10 +61,12 @@ def switch_all(
             fleet.reporter.step(
                 outcome.name, step, f"current -> releases/{targets[outcome.name]}", outcome.seconds
             )
+            if then_done and outcome.name in then:
+                then_done(outcome.name, outcome.value)
     bad = failed(outcomes)
     if bad:
         raise SwitchFailed([o.name for o in outcomes if o.ok], bad)
-    late = [o for o in outcomes if not o.value.ok]
+    late = [o for o in outcomes if o.value.exit_code == commands.EXIT_AFTER_SWITCH]
     for outcome in late:  # switched; what was sent with the switch failed
         outcome.error = DeployFailed(
             f"host {outcome.name}: {then_step} failed: {outcome.value.output_tail()}"
