@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE))
 
 import relay  # noqa: E402  (the modules live next to this script)
 import report  # noqa: E402
+import saved  # noqa: E402
 import scenarios  # noqa: E402
 import servers  # noqa: E402
 import tools  # noqa: E402
@@ -48,6 +49,8 @@ class Plan:
     quick: bool
     ours_only: bool
     baseline: Path | None
+    parallel: int | None
+    report_from: Path | None
 
 
 def parse(argv: list[str]) -> Plan:
@@ -87,6 +90,14 @@ def parse(argv: list[str]) -> Plan:
         "measured as `ours (baseline)`, interleaved with ours, for A/B runs",
     )
     parser.add_argument(
+        "--parallel", type=int, help="ours' `parallel` setting (default: the host count, as Capistrano)"
+    )
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        help="write the report again from a run's benchmarks/.cache/logs/<time>/samples.json (runs nothing)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke test: 1 run, 4 hosts, no big workload, no bastion, two Capistrano setups in the fleet",
@@ -114,6 +125,8 @@ def parse(argv: list[str]) -> Plan:
         quick=args.quick,
         ours_only=args.ours_only,
         baseline=args.baseline,
+        parallel=args.parallel,
+        report_from=args.report_from,
     )
 
 
@@ -173,6 +186,9 @@ def measure_all(
 
 def main(argv: list[str]) -> int:
     plan = parse(argv)
+    if plan.report_from is not None:  # the report again, from a run's saved figures
+        fields = saved.load(plan.report_from)
+        return write_report(fields, plan.output, fields["samples"])
     preflight()
     started = datetime.now(timezone.utc)
     source_start = report.source_fingerprint(servers.REPO / "deployer")
@@ -201,7 +217,8 @@ def main(argv: list[str]) -> int:
                 via = servers.start_bastion(hosts, key, known_hosts)
                 own.add(via.host.ssh.container_id)
             access = tools.Access(key, known_hosts)
-            ours, caps = tools.Ours(folder / "ours", access), tools.capistranos(folder, access)
+            ours = tools.Ours(folder / "ours", access, parallel=plan.parallel)
+            caps = tools.capistranos(folder, access)
             caps = [] if plan.ours_only else caps
             if plan.baseline is not None:
                 code = str(plan.baseline.resolve())
@@ -215,26 +232,31 @@ def main(argv: list[str]) -> int:
             if via is not None:
                 servers.stop_bastion(via, via.network)
             servers.stop(hosts)
-    finished = datetime.now(timezone.utc)
-    text = report.document(
-        command=command,
-        started=started,
-        finished=finished,
-        versions=tools.versions(),
-        workloads=built,
-        samples=bench.samples,
-        fleet=scenarios.fleet_op(plan.hosts),
-        host_count=plan.hosts,
-        noise=(noise_start, noise_end),
-        notes=notes(plan, log_dir),
-        rtts=plan.rtts,
-        source=(source_start, report.source_fingerprint(servers.REPO / "deployer")),
-    )
-    plan.output.parent.mkdir(parents=True, exist_ok=True)
-    plan.output.write_text(text)
+    fields = {
+        "command": command,
+        "started": started,
+        "finished": datetime.now(timezone.utc),
+        "versions": tools.versions(),
+        "workloads": built,
+        "samples": bench.samples,
+        "fleet": scenarios.fleet_op(plan.hosts),
+        "host_count": plan.hosts,
+        "noise": (noise_start, noise_end),
+        "notes": notes(plan, log_dir),
+        "rtts": plan.rtts,
+        "source": (source_start, report.source_fingerprint(servers.REPO / "deployer")),
+    }
+    saved.save(log_dir / "samples.json", fields)
+    return write_report(fields, plan.output, bench.samples)
+
+
+def write_report(fields: dict, output: Path, samples: list) -> int:
+    text = report.document(**fields)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
     print("\n" + text)
-    print(f"written to {plan.output}")
-    return 0 if all(s.ok for s in bench.samples) else 1
+    print(f"written to {output}")
+    return 0 if all(s.ok for s in samples) else 1
 
 
 def notes(plan: Plan, log_dir: Path) -> list[str]:

@@ -64,6 +64,7 @@ class Ours:
     slug: str = "ours"
     metadata_files: tuple[str, ...] = ("./.deployer*",)
     code: str | None = None  # a deployer/ to run instead of this checkout's (an A/B baseline)
+    parallel: int | None = None  # ``parallel`` of the stage; default: the host count
 
     def __post_init__(self) -> None:
         (self.project / "config").mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,8 @@ class Ours:
         shutil.copy(REPO / "tasks.py", self.project / "tasks.py")
 
     def configure(self, hosts: Sequence[BenchHost], deploy_to: str, artifact: Path) -> None:
-        """``parallel`` is the host count: Capistrano also works on every host at once."""
+        """``parallel`` is the host count (Capistrano also works on every host at once), unless
+        ``--parallel`` says otherwise."""
         defaults = {
             "application": "bench",
             "default_stage": "bench",
@@ -82,7 +84,7 @@ class Ours:
         stage = {
             "transport": "ssh",
             "deploy_to": deploy_to,
-            "parallel": len(hosts),
+            "parallel": self.parallel or len(hosts),
             "hosts": [self.host_entry(h) for h in hosts],
             "ssh": {
                 "identity_file": str(self.access.key),
