@@ -1,8 +1,11 @@
 """Run one deploy or rollback as a user would (a fresh process) and measure it.
 
 * wall time: monotonic clock around the process, start-up included;
-* peak RSS: ``/usr/bin/time -f %M`` (the largest resident set of the process or any
-  child it waited for, in KiB);
+* peak RSS and client CPU: ``/usr/bin/time -f "%M %U %S"`` (the largest resident set of
+  the process or any child it waited for, in KiB; user and system CPU seconds of the
+  deploying process and the children it waited for);
+* through the latency relay (relay.py), per host: bytes each way, round trips, and the
+  time of the first SSH packet the client sent;
 * per host, from two snapshots of the server's counters (see servers.py): SSH logins,
   TCP connections, remote commands, bytes received on eth0;
 * time to first SSH connection: from just before the process is spawned to the earliest
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from relay import Relays, Traffic
 from servers import BenchHost, Counters, snapshot
 from tools import Tool
 
@@ -35,10 +39,14 @@ class Sample:
     tool: str
     op: str
     run: int
+    rtt_ms: float = 0.0
     wall: float = 0.0
     peak_rss_kib: int = 0
+    cpu: float = 0.0  # user + system seconds of the deploying process (and children it waited for)
     per_host: list[Counters] = field(default_factory=list)
+    traffic: list[Traffic] = field(default_factory=list)  # per host, seen by its relay
     first_connection: float | None = None
+    first_packet: float | None = None  # the first byte any client sent through a relay
     bastion: Counters | None = None  # what the bastion saw, for a deploy through one
     error: str | None = None
     log: Path | None = None
@@ -63,20 +71,31 @@ def run_command(
     log_dir: Path,
     timeout: float,
     bastion: BenchHost | None = None,
+    relays: Relays | None = None,
 ) -> Sample:
     """Run ``tool``'s ``action`` once and return what it cost. Never raises for a tool failure."""
-    sample = Sample(tool.name, op, run, log=log_dir / f"{tool.slug}-{slug(op)}-{run}.log")
+    rtt = relays.delay * 2000 if relays else 0.0
+    name = f"{tool.slug}-{slug(op)}-{rtt:g}ms-{run}.log"
+    sample = Sample(tool.name, op, run, rtt_ms=rtt, log=log_dir / name)
     tool.settle()
     watched = [*hosts, bastion] if bastion else list(hosts)
     before = snapshot(watched)
+    relayed = [h for h in hosts if relays is not None and h.relay_port]
+    traffic_before = [relays.traffic(h.port) for h in relayed] if relays else []
     with tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".txt") as rss, sample.log.open("w") as log:
-        argv = [TIME_BINARY, "-f", "%M", "-o", rss.name, *tool.command(action)]
+        argv = [TIME_BINARY, "-f", "%M %U %S", "-o", rss.name, *tool.command(action)]
         started_epoch = time.time()
         started = time.monotonic()
-        code = run_process(argv, tool.project, log, timeout)
+        code = run_process(argv, tool.project, log, timeout, tool.env())
         sample.wall = time.monotonic() - started
         tool.finished()
-        sample.peak_rss_kib = read_rss(Path(rss.name))
+        sample.peak_rss_kib, sample.cpu = read_rss(Path(rss.name))
+    if relays is not None:
+        sample.traffic = [
+            relays.traffic(h.port).minus(b) for h, b in zip(relayed, traffic_before, strict=True)
+        ]
+        packets = [t for c in sample.traffic for t in c.first_bytes if t >= started_epoch]
+        sample.first_packet = min(packets) - started_epoch if packets else None
     after = snapshot(watched)
     seen = [a.minus(b) for a, b in zip(after, before, strict=True)]
     sample.per_host = seen[: len(hosts)]
@@ -88,10 +107,14 @@ def run_command(
     return sample
 
 
-def run_process(argv: list[str], cwd: Path, log: IO[str], timeout: float) -> int | str:
+def run_process(
+    argv: list[str], cwd: Path, log: IO[str], timeout: float, env: dict[str, str] | None = None
+) -> int | str:
     """Run to completion; on timeout kill the whole process group we started (the tool,
     not only GNU time), so no orphan keeps deploying into the next run."""
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -100,13 +123,14 @@ def run_process(argv: list[str], cwd: Path, log: IO[str], timeout: float) -> int
         return f"timeout after {timeout:g}s"
 
 
-def read_rss(path: Path) -> int:
-    """The KiB figure GNU time wrote (its last line; earlier lines may note a signal)."""
+def read_rss(path: Path) -> tuple[int, float]:
+    """The KiB and CPU seconds GNU time wrote (its last line; earlier lines may note a signal)."""
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     try:
-        return int(lines[-1])
+        rss, user, system = lines[-1].split()
+        return int(rss), float(user) + float(system)
     except (IndexError, ValueError):
-        return 0
+        return 0, 0.0
 
 
 def tail(log: Path, lines: int = 6) -> str:

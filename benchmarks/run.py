@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark deployer against Capistrano 3 on the same SSH containers: one command.
 
-    python3 benchmarks/run.py            # the full run (6-10 minutes on 2 CPUs), writes benchmarks/results.md
-    python3 benchmarks/run.py --quick    # smoke test (1-2 minutes), writes benchmarks/.cache/results-quick.md
+    python3 benchmarks/run.py            # the full run (about 25 minutes on 2 CPUs), writes benchmarks/results.md
+    python3 benchmarks/run.py --quick    # smoke test (under 3 minutes), writes benchmarks/.cache/results-quick.md
 
 See benchmarks/README.md for what is measured and how.
 """
@@ -22,7 +22,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import report  # noqa: E402  (the modules live next to this script)
+import relay  # noqa: E402  (the modules live next to this script)
+import report  # noqa: E402
+import saved  # noqa: E402
 import scenarios  # noqa: E402
 import servers  # noqa: E402
 import tools  # noqa: E402
@@ -43,6 +45,12 @@ class Plan:
     output: Path
     timeout: float
     bastion_runs: int
+    rtts: tuple[float, ...]
+    quick: bool
+    ours_only: bool
+    baseline: Path | None
+    parallel: int | None
+    report_from: Path | None
 
 
 def parse(argv: list[str]) -> Plan:
@@ -66,7 +74,34 @@ def parse(argv: list[str]) -> Plan:
     parser.add_argument(
         "--skip-bastion", action="store_true", help="leave out the fleet deploy through a bastion"
     )
-    parser.add_argument("--quick", action="store_true", help="smoke test: 3 runs, 4 hosts, no big workload")
+    parser.add_argument(
+        "--rtt",
+        type=float,
+        action="append",
+        help="round-trip times to run every scenario at, in ms (repeatable; default 0, 25, 50)",
+    )
+    parser.add_argument(
+        "--ours-only", action="store_true", help="leave Capistrano out (for A/B runs of our own changes)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a folder holding another deployer/ (e.g. `git archive HEAD~1 deployer | tar -x -C DIR`): "
+        "measured as `ours (baseline)`, interleaved with ours, for A/B runs",
+    )
+    parser.add_argument(
+        "--parallel", type=int, help="ours' `parallel` setting (default: the host count, as Capistrano)"
+    )
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        help="write the report again from a run's benchmarks/.cache/logs/<time>/samples.json (runs nothing)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 1 run, 4 hosts, no big workload, no bastion, two Capistrano setups in the fleet",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -79,13 +114,19 @@ def parse(argv: list[str]) -> Plan:
     args = parser.parse_args(argv)
     skip_big = args.skip_big or args.quick
     return Plan(
-        runs=args.runs or (3 if args.quick else 5),
+        runs=args.runs or (1 if args.quick else 5),
         hosts=args.hosts or (4 if args.quick else 16),
         big_runs=0 if skip_big else args.big_runs,
         cap_big_runs=0 if skip_big else args.cap_big_runs,
         output=args.output or (CACHE / "results-quick.md" if args.quick else HERE / "results.md"),
         timeout=args.timeout,
-        bastion_runs=0 if args.skip_bastion else args.runs or 3,
+        bastion_runs=0 if args.skip_bastion or args.quick else args.runs or 3,
+        rtts=tuple(args.rtt or (0, 25, 50)),
+        quick=args.quick,
+        ours_only=args.ours_only,
+        baseline=args.baseline,
+        parallel=args.parallel,
+        report_from=args.report_from,
     )
 
 
@@ -98,18 +139,34 @@ def preflight() -> None:
 
 
 def measure_all(
-    bench: scenarios.Bench, ours: tools.Tool, cap: tools.Tool, plan: Plan, via: servers.Bastion | None
+    bench: scenarios.Bench,
+    ours: tools.Tool,
+    caps: list[tools.Tool],
+    plan: Plan,
+    via: servers.Bastion | None,
 ) -> None:
-    """Every scenario, tools taking turns going first (the bastion one is ours only)."""
-    both = [ours, cap]
-    print(f"\n1 host: first deploy, identical redeploy, 1% redeploy, rollback ({plan.runs} runs)", flush=True)
-    for run in range(1, plan.runs + 1):
-        for tool in scenarios.turns(both, run):
-            scenarios.single_host(bench, tool, run)
-    print(f"\n{plan.hosts} hosts: first deploy ({plan.runs} runs)", flush=True)
-    for run in range(1, plan.runs + 1):
-        for tool in scenarios.turns(both, run):
-            scenarios.fleet(bench, tool, run, plan.hosts)
+    """Every scenario at every round-trip time, tools taking turns going first; then the
+    bastion (ours only) and the big workload (ours and the stock Capistrano) at 0 ms.
+    The fleet deploy leaves out the stock Capistrano setup (its lean twin is faster)."""
+    assert bench.relays is not None
+    every = [ours, *caps]
+    in_fleet = [ours, *[c for c in caps if not getattr(c, "linked_dirs", False)]][: 2 if plan.quick else 3]
+    for rtt in plan.rtts:
+        bench.relays.set_rtt(rtt)
+        print(f"\n--- {rtt:g} ms round-trip time ---", flush=True)
+        for tool in every:
+            scenarios.handshake(bench, tool, 1)
+        print(
+            f"1 host: first deploy, identical redeploy, 1% redeploy, rollback ({plan.runs} runs)", flush=True
+        )
+        for run in range(1, plan.runs + 1):
+            for tool in scenarios.turns(every, run):
+                scenarios.single_host(bench, tool, run)
+        print(f"{plan.hosts} hosts: first deploy ({plan.runs} runs)", flush=True)
+        for run in range(1, plan.runs + 1):
+            for tool in scenarios.turns(in_fleet, run):
+                scenarios.fleet(bench, tool, run, plan.hosts)
+    bench.relays.set_rtt(0)
     if via is not None:
         print(f"\n{plan.hosts} hosts behind one bastion: first deploy, ours only ({plan.bastion_runs} runs)")
         tool = tools.OursViaBastion(ours.project.parent / "ours-bastion", ours.access, bastion=via)
@@ -117,9 +174,10 @@ def measure_all(
             scenarios.behind_bastion(bench, tool, run, plan.hosts, via.host)
     if plan.big_runs or plan.cap_big_runs:
         print(
-            f"\nbig: first deploy of 1 GiB (ours {plan.big_runs} runs, Capistrano {plan.cap_big_runs})",
+            f"\nbig: first deploy of 1 GiB at 0 ms (ours {plan.big_runs} runs, Capistrano {plan.cap_big_runs})",
             flush=True,
         )
+    both = [ours, *caps[:1]]
     for run in range(1, max(plan.big_runs, plan.cap_big_runs) + 1):
         for tool in scenarios.turns(both, run):
             if run <= (plan.big_runs if tool is ours else plan.cap_big_runs):
@@ -128,6 +186,9 @@ def measure_all(
 
 def main(argv: list[str]) -> int:
     plan = parse(argv)
+    if plan.report_from is not None:  # the report again, from a run's saved figures
+        fields = saved.load(plan.report_from)
+        return write_report(fields, plan.output, fields["samples"])
     preflight()
     started = datetime.now(timezone.utc)
     source_start = report.source_fingerprint(servers.REPO / "deployer")
@@ -147,39 +208,55 @@ def main(argv: list[str]) -> int:
         own = {h.ssh.container_id for h in hosts}
         print(f"  ready in {time.monotonic() - clock:.1f} s (ports {', '.join(str(h.port) for h in hosts)})")
         via = None
+        relays = relay.Relays([h.port for h in hosts])
         try:
+            for host in hosts:
+                host.relay_port = relays.port_for(host.port)
+            servers.write_known_hosts(hosts, known_hosts)
             if plan.bastion_runs:
                 via = servers.start_bastion(hosts, key, known_hosts)
                 own.add(via.host.ssh.container_id)
             access = tools.Access(key, known_hosts)
-            ours, cap = tools.Ours(folder / "ours", access), tools.Capistrano(folder / "cap", access)
-            bench = scenarios.Bench(hosts, built, log_dir, plan.timeout)
-            measure_all(bench, ours, cap, plan, via)
+            ours = tools.Ours(folder / "ours", access, parallel=plan.parallel)
+            caps = tools.capistranos(folder, access)
+            caps = [] if plan.ours_only else caps
+            if plan.baseline is not None:
+                code = str(plan.baseline.resolve())
+                caps = [tools.Ours(folder / "base", access, "ours (baseline)", "base", code=code), *caps]
+            bench = scenarios.Bench(hosts, built, log_dir, plan.timeout, relays)
+            measure_all(bench, ours, caps, plan, via)
             noise_end = report.other_load(own)
         finally:
-            print("removing the containers ...", flush=True)
+            print("removing the relays and the containers ...", flush=True)
+            relays.close()
             if via is not None:
                 servers.stop_bastion(via, via.network)
             servers.stop(hosts)
-    finished = datetime.now(timezone.utc)
-    text = report.document(
-        command=command,
-        started=started,
-        finished=finished,
-        versions=tools.versions(),
-        workloads=built,
-        samples=bench.samples,
-        fleet=scenarios.fleet_op(plan.hosts),
-        host_count=plan.hosts,
-        noise=(noise_start, noise_end),
-        notes=notes(plan, log_dir),
-        source=(source_start, report.source_fingerprint(servers.REPO / "deployer")),
-    )
-    plan.output.parent.mkdir(parents=True, exist_ok=True)
-    plan.output.write_text(text)
+    fields = {
+        "command": command,
+        "started": started,
+        "finished": datetime.now(timezone.utc),
+        "versions": tools.versions(),
+        "workloads": built,
+        "samples": bench.samples,
+        "fleet": scenarios.fleet_op(plan.hosts),
+        "host_count": plan.hosts,
+        "noise": (noise_start, noise_end),
+        "notes": notes(plan, log_dir),
+        "rtts": plan.rtts,
+        "source": (source_start, report.source_fingerprint(servers.REPO / "deployer")),
+    }
+    saved.save(log_dir / "samples.json", fields)
+    return write_report(fields, plan.output, bench.samples)
+
+
+def write_report(fields: dict, output: Path, samples: list) -> int:
+    text = report.document(**fields)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
     print("\n" + text)
-    print(f"written to {plan.output}")
-    return 0 if all(s.ok for s in bench.samples) else 1
+    print(f"written to {output}")
+    return 0 if all(s.ok for s in samples) else 1
 
 
 def notes(plan: Plan, log_dir: Path) -> list[str]:

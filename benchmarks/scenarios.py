@@ -1,9 +1,10 @@
 """What is measured, in what order. Each run starts from a fresh, empty ``deploy_to``.
 
-One host, per run and per tool, one sequence of four commands (each measured):
-first deploy of ``app``, redeploy of the identical ``app``, deploy of ``app-1pct``, rollback
-(back to ``app``). Then a first deploy of ``app`` to every host, and a first deploy of
-``big`` to one host. The two tools take turns going first, so neither always runs
+At each round-trip time (the relays' delay), one host, per run and per tool, one sequence
+of four commands (each measured): first deploy of ``app``, redeploy of the identical
+``app``, deploy of ``app-1pct``, rollback (back to ``app``); a first deploy of ``app`` to
+every host; and one bare login per tool (the handshake's round trips). Then, at 0 ms, a
+first deploy of ``big`` to one host and the fleet deploy through a bastion. The two tools take turns going first, so neither always runs
 on a machine warmed (or loaded) by the other.
 
 After every successful command the tree under ``current/`` is checked, on every host,
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from measure import Sample, run_command
+from relay import Relays
 from servers import BenchHost, parallel, remove, tree_digest
 from tools import Tool
 from workloads import Workload, human
@@ -27,6 +29,7 @@ IDENTICAL = "redeploy, identical artifact"
 CHANGED = "redeploy, 1% of files changed"
 ROLLBACK = "rollback"
 BIG = "big (1 GiB) first deploy, 1 host"
+HANDSHAKE = "login only (handshake)"
 
 
 def fleet_op(count: int) -> str:
@@ -45,6 +48,7 @@ class Bench:
     workloads: dict[str, Workload]
     log_dir: Path
     timeout: float
+    relays: Relays | None = None
     samples: list[Sample] = field(default_factory=list)
 
     def step(
@@ -63,8 +67,8 @@ class Bench:
         With a ``bastion``, its counters are measured too."""
         if artifact is not None:
             tool.configure(hosts, deploy_to, artifact.tarball)
-        sample = run_command(tool, action, op, run, hosts, self.log_dir, self.timeout, bastion)
-        if sample.ok:
+        sample = run_command(tool, action, op, run, hosts, self.log_dir, self.timeout, bastion, self.relays)
+        if sample.ok and action != "handshake":
             sample.error = content_problem(hosts, f"{deploy_to}/current", expected, tool.metadata_files)
         self.samples.append(sample)
         progress(sample)
@@ -144,6 +148,13 @@ def big(bench: Bench, tool: Tool, run: int) -> None:
         remove(hosts, deploy_to)
 
 
+def handshake(bench: Bench, tool: Tool, run: int) -> None:
+    """One login and nothing else, through the relay: its round trips are the handshake's."""
+    hosts = bench.hosts[:1]
+    app = bench.workloads["app"]
+    bench.step(tool, "handshake", HANDSHAKE, run, hosts, f"/srv/{tool.slug}-handshake", app, app)
+
+
 def turns(tools: Sequence[Tool], run: int) -> list[Tool]:
     """Alternate which tool goes first, run by run."""
     return list(tools) if run % 2 else list(reversed(tools))
@@ -159,7 +170,10 @@ def progress(sample: Sample) -> None:
             f"{sample.wall:6.2f} s  logins/host {','.join(map(str, logins))}{via}  "
             f"received/host {human(rx)}  peak RSS {sample.peak_rss_kib / 1024:.0f} MiB"
         )
+        if sample.traffic:
+            trips = sum(t.turns for t in sample.traffic) / len(sample.traffic)
+            text += f"  round trips/host {trips:.0f}  CPU {sample.cpu:.2f} s"
     else:
         text = f"FAILED: {sample.error}"
-    print(f"  {sample.tool:<10} {sample.op:<34} #{sample.run}  {text}", flush=True)
+    print(f"  {sample.tool:<34} {sample.op:<34} {sample.rtt_ms:>3g} ms #{sample.run}  {text}", flush=True)
     sys.stdout.flush()

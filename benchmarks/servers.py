@@ -64,10 +64,16 @@ class BenchHost:
 
     ssh: SshHost
     docker_container: object  # docker.models.containers.Container
+    relay_port: int | None = None  # where the tools connect instead, through the latency relay
 
     @property
     def port(self) -> int:
         return self.ssh.port
+
+    @property
+    def client_port(self) -> int:
+        """The port the tools are given: the relay's, once one is in front of the container."""
+        return self.relay_port or self.ssh.port
 
     def exec(self, script: str, user: str = "deploy") -> str:
         """Run a script in the container via Docker (not SSH: it must not count)."""
@@ -115,6 +121,14 @@ class BenchHost:
     def host_key_line(self) -> str:
         return self.ssh.host_key_line()
 
+    def known_hosts_lines(self) -> str:
+        """The host key under its own port and, if there is one, under its relay's port."""
+        line = self.ssh.host_key_line()
+        text = line + "\n"
+        if self.relay_port:
+            text += line.replace(f"[127.0.0.1]:{self.port} ", f"[127.0.0.1]:{self.relay_port} ", 1) + "\n"
+        return text
+
 
 def _stamp(line: str) -> float:
     """Docker's RFC 3339 timestamp (nanoseconds, UTC) at the start of a log line, as epoch seconds."""
@@ -146,8 +160,13 @@ def start(count: int, folder: Path) -> tuple[list[BenchHost], Path, Path]:
         stop(hosts)
         raise
     known_hosts = folder / "known_hosts"
-    known_hosts.write_text("".join(h.host_key_line() + "\n" for h in hosts))
+    write_known_hosts(hosts, known_hosts)
     return hosts, key, known_hosts
+
+
+def write_known_hosts(hosts: Sequence[BenchHost], path: Path) -> None:
+    """Every host's key under its own port and its relay's (a bastion appends its own later)."""
+    path.write_text("".join(h.known_hosts_lines() for h in hosts))
 
 
 def prepare(host: BenchHost, timeout: float = 30) -> None:

@@ -1,12 +1,16 @@
 """The two deployers under test, each as a small project folder and the commands a user types.
 
-Both get the same hosts, the same known_hosts file and key, the same artifact (the
-workload's .tar.gz), ``keep_releases: 5``, one linked/shared dir (``log``) and no hooks.
+Both get the same hosts (through the same latency relays), the same known_hosts file and
+key, the same artifact (the workload's .tar.gz), ``keep_releases: 5`` and no hooks. Ours and
+the stock Capistrano setup have one linked/shared dir (``log``); the lean Capistrano
+variants (stock deploy plus the tarball plugin and nothing else, as a new user writes it)
+have none, one checking host keys against the same known_hosts file and one not.
 Each run gets a fresh ``deploy_to``; only the config files are rewritten between commands.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -43,6 +47,8 @@ class Tool(Protocol):
 
     def command(self, action: str) -> list[str]: ...
 
+    def env(self) -> dict[str, str] | None: ...
+
     def settle(self) -> None: ...
 
     def finished(self) -> None: ...
@@ -57,6 +63,8 @@ class Ours:
     name: str = "ours"
     slug: str = "ours"
     metadata_files: tuple[str, ...] = ("./.deployer*",)
+    code: str | None = None  # a deployer/ to run instead of this checkout's (an A/B baseline)
+    parallel: int | None = None  # ``parallel`` of the stage; default: the host count
 
     def __post_init__(self) -> None:
         (self.project / "config").mkdir(parents=True, exist_ok=True)
@@ -64,7 +72,8 @@ class Ours:
         shutil.copy(REPO / "tasks.py", self.project / "tasks.py")
 
     def configure(self, hosts: Sequence[BenchHost], deploy_to: str, artifact: Path) -> None:
-        """``parallel`` is the host count: Capistrano also works on every host at once."""
+        """``parallel`` is the host count (Capistrano also works on every host at once), unless
+        ``--parallel`` says otherwise."""
         defaults = {
             "application": "bench",
             "default_stage": "bench",
@@ -75,7 +84,7 @@ class Ours:
         stage = {
             "transport": "ssh",
             "deploy_to": deploy_to,
-            "parallel": len(hosts),
+            "parallel": self.parallel or len(hosts),
             "hosts": [self.host_entry(h) for h in hosts],
             "ssh": {
                 "identity_file": str(self.access.key),
@@ -90,13 +99,20 @@ class Ours:
         (self.project / "config" / "bench.yml").write_text(yaml.safe_dump(stage, sort_keys=False))
 
     def host_entry(self, host: BenchHost) -> dict:
-        return {"host": "127.0.0.1", "port": host.port, "user": "deploy", "roles": ["web"]}
+        return {"host": "127.0.0.1", "port": host.client_port, "user": "deploy", "roles": ["web"]}
 
     def ssh_extra(self) -> dict:
         return {}
 
     def command(self, action: str) -> list[str]:
+        if action == "handshake":
+            return [sys.executable, str(HERE / "probes" / "handshake_ours.py")]
         return [sys.executable, "-m", "invoke", action, "--stage=bench"]
+
+    def env(self) -> dict[str, str] | None:
+        """This checkout's deployer, whatever an editable install elsewhere points at (or,
+        for an A/B comparison, the copy named by ``BENCH_DEPLOYER``)."""
+        return {**os.environ, "PYTHONPATH": self.code or os.environ.get("BENCH_DEPLOYER", str(REPO))}
 
     def settle(self) -> None:
         pass
@@ -134,6 +150,12 @@ install_plugin Capistrano::UploadTarball
 class Capistrano:
     """Capistrano 3 with stock settings plus the upload_tarball plugin (see capistrano/).
 
+    ``linked_dirs`` adds the shared ``log`` dir (as ours has); ``verify`` checks host keys
+    against the shared known_hosts file (``verify_host_key: :always``), else net-ssh's
+    default applies (``:accept_new_or_local_tunnel``, which checks nothing for 127.0.0.1 on
+    a port other than 22). ``HOME`` is the project folder, so no variant reads or writes
+    this machine's own ~/.ssh.
+
     Release names are timestamps with one-second resolution, so two deploys to the same
     deploy_to within one second would collide; ``settle`` waits for the clock to tick
     past the previous command (outside the measured time)."""
@@ -142,6 +164,8 @@ class Capistrano:
     access: Access
     name: str = "Capistrano"
     slug: str = "cap"
+    linked_dirs: bool = True
+    verify: bool = True
     metadata_files: tuple[str, ...] = ("./REVISION", "./REVISION_TIME")
     last_finished: float = field(default=0.0)
 
@@ -156,33 +180,42 @@ class Capistrano:
 
     def configure(self, hosts: Sequence[BenchHost], deploy_to: str, artifact: Path) -> None:
         """Host keys are checked against the same known_hosts (``verify_host_key: :always``)."""
+        linked = 'set :linked_dirs, ["log"]\n' if self.linked_dirs else ""
+        checks = (
+            f"  user_known_hosts_file: {ruby(str(self.access.known_hosts))},\n"
+            '  global_known_hosts_file: "/dev/null",\n'
+            "  verify_host_key: :always,\n"
+            if self.verify
+            else ""
+        )
         deploy_rb = f"""\
 lock "~> 3.17"
 set :application, "bench"
 set :deploy_to, {ruby(deploy_to)}
 set :tarball, {ruby(str(artifact))}
-set :linked_dirs, ["log"]
-set :keep_releases, {KEEP_RELEASES}
+{linked}set :keep_releases, {KEEP_RELEASES}
 set :ssh_options, {{
   keys: [{ruby(str(self.access.key))}],
   keys_only: true,
   auth_methods: ["publickey"],
-  user_known_hosts_file: {ruby(str(self.access.known_hosts))},
-  global_known_hosts_file: "/dev/null",
-  verify_host_key: :always,
-  non_interactive: true,
+{checks}  non_interactive: true,
   timeout: 10,
 }}
 """
         servers = "".join(
-            f'server "127.0.0.1", port: {h.port}, user: "deploy", roles: %w[web app]\n' for h in hosts
+            f'server "127.0.0.1", port: {h.client_port}, user: "deploy", roles: %w[web app]\n' for h in hosts
         )
         (self.project / "config" / "deploy.rb").write_text(deploy_rb)
         (self.project / "config" / "deploy" / "bench.rb").write_text(servers)
 
     def command(self, action: str) -> list[str]:
+        if action == "handshake":
+            return ["ruby", str(HERE / "probes" / "handshake_cap.rb")]
         task = {"deploy": "deploy", "rollback": "deploy:rollback"}[action]
         return ["cap", "bench", task]
+
+    def env(self) -> dict[str, str] | None:
+        return {**os.environ, "HOME": str(self.project)}
 
     def settle(self) -> None:
         while int(time.time()) <= int(self.last_finished):
@@ -190,6 +223,22 @@ set :ssh_options, {{
 
     def finished(self) -> None:
         self.last_finished = time.time()
+
+
+def capistranos(folder: Path, access: Access) -> list[Capistrano]:
+    """The stock setup of earlier runs (linked_dirs, host keys checked) and the two lean ones."""
+    return [
+        Capistrano(folder / "cap", access),
+        Capistrano(folder / "cap-lean", access, name="Capistrano lean", slug="cap-lean", linked_dirs=False),
+        Capistrano(
+            folder / "cap-lean-nocheck",
+            access,
+            name="Capistrano lean, no host-key check",
+            slug="cap-lean-nocheck",
+            linked_dirs=False,
+            verify=False,
+        ),
+    ]
 
 
 def ruby(text: str) -> str:

@@ -68,6 +68,8 @@ class Fleet:
         self.dry_run = dry_run
         self.prepared = prepared
         self.plans: dict[str, list[str]] = {name: [] for name in sessions}
+        self.lock_token: str | None = None  # while :meth:`locked` holds the stage lock
+        self.released: set[str] = set()  # hosts whose lock a merged last step gave back already
         self.elapsed: dict[str, float] = {}  # time spent on each host, for the summary
         if dry_run:
             sessions = {name: DryRunSession(s, self.plans[name]) for name, s in sessions.items()}
@@ -178,13 +180,26 @@ class Fleet:
             self.break_locks()
         token = token_source.token_hex(8)
         taken, outcomes = self._take_all(command, token)
+        self.lock_token, self.released = token, set()
         try:
             by_name = {o.name: o for o in outcomes}
             facts = self.probe() if self.dry_run else {n: parse_probe(by_name[n].value.stdout) for n in taken}
             yield facts
         finally:
             self.cancel.clear()
-            self._release(token, taken)
+            self.lock_token = None
+            self._release(token, [n for n in taken if n not in self.released])
+
+    def unlocking(self, script: str) -> str:
+        """``script`` and, only if it succeeds, the release of this task's lock: the last step
+        under the lock and the unlock in one round trip. Pass the hosts where the whole
+        script exited 0 to :meth:`unlocked`; everywhere else the lock is released as usual."""
+        assert self.lock_token is not None, "unlocking() outside locked()"
+        return commands.then_unlock(script, commands.release_lock(self.layout, self.lock_token))
+
+    def unlocked(self, names: Sequence[str]) -> None:
+        """These hosts' lock was released by an :meth:`unlocking` script."""
+        self.released.update(names)
 
     def _take_all(self, command: str, token: str) -> tuple[list[str], list[Outcome[Result]]]:
         """Take the lock everywhere, or give back what was taken and raise why not."""

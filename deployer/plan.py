@@ -6,11 +6,13 @@ Nothing here does I/O, so every rule is unit-tested on plain values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from . import program_name, releaselog, untrusted
 from .config import Hook, Host
 from .errors import DeployFailed
-from .facts import PARTIAL, HostFacts
+from .facts import COMPLETE, PARTIAL, HostFacts
+from .layout import current_target
 
 
 def next_release(facts: Mapping[str, HostFacts]) -> int:
@@ -85,6 +87,27 @@ def choose_rollback(facts: Mapping[str, HostFacts], to: int | None) -> int:
             f"rollback: release {target} is not on host(s) {', '.join(missing)}; nothing was changed"
         )
     return target
+
+
+def after_switch(
+    facts: Mapping[str, HostFacts], number: int, events: Iterable[releaselog.Event]
+) -> dict[str, HostFacts]:
+    """Each host's facts once release ``number`` is complete and current there and
+    ``events`` are logged: what a probe would read right after a deploy that held the lock
+    throughout, so cleanup can be decided without reading the hosts again."""
+    events = list(events)
+    return {
+        name: replace(
+            f,
+            exists=True,
+            current=number,
+            current_raw=current_target(number),
+            current_ok=True,
+            releases={**f.releases, number: COMPLETE},
+            log=[*f.log, *events],
+        )
+        for name, f in facts.items()
+    }
 
 
 def cleanup_victims(

@@ -15,6 +15,7 @@ import base64
 import binascii
 import threading
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from .layout import MANIFEST_NAME, Layout
 from .transport import Session
 
 FULL, DELTA, IDENTICAL, PULL = "full", "delta", "identical", "pull"
+# Given the mode, what prepares the release once it is made: a script and the per-release
+# files (a small tar) it unpacks, sent ahead of the artifact on the same channel.
+Then = Callable[[str], tuple[str, bytes]]
 
 
 @dataclass(frozen=True)
@@ -81,20 +85,19 @@ class Uploader:
         self._deltas: dict[tuple, Path | None] = {}
         self._lock = threading.Lock()
 
-    def upload(self, session: Session, fact: HostFacts, number: int) -> Upload:
+    def upload(self, session: Session, fact: HostFacts, number: int, then: Then | None = None) -> Upload:
+        """Make the release on the host; with ``then``, prepare it in the same round trip."""
         base, identical = choose_base(fact, self.shas, self.art.sha256)
         if base is not None and identical and self.delta_enabled:
-            result = session.stream(commands.clone_release(self.layout, base, number, delta=False), [])
+            clone = commands.clone_release(self.layout, base, number, delta=False)
+            result = session.stream(*self._with(then, IDENTICAL, clone))
             if result.ok:
                 return Upload(IDENTICAL, base, 0)
             if result.exit_code != commands.EXIT_NO_MANIFEST:
                 self._fail(session, number, result)
         if self.url:
-            self._run(
-                session,
-                commands.download_release(self.layout, number, self.url, self.art.sha256, self.art.gzip),
-                number,
-            )
+            script = commands.download_release(self.layout, number, self.url, self.art.sha256, self.art.gzip)
+            self._run(session, *self._with(then, PULL, script), number)
             return Upload(PULL, None, 0)
         why = (
             "" if base is None else "delta uploads are off (artifact.delta)"
@@ -103,27 +106,53 @@ class Uploader:
             delta, why = self._delta_for(session, base)
             if delta is not None:
                 size = delta.stat().st_size
-                self._run(
-                    session, commands.clone_release(self.layout, base, number, delta=True), number, delta
-                )
+                script = commands.clone_release(self.layout, base, number, delta=True)
+                self._run(session, *self._with(then, DELTA, script), number, delta)
                 return Upload(DELTA, base, size)
         elif base is not None and self.delta_enabled:
             why = "the artifact holds hard links"
-        self._run(session, commands.unpack(self.layout, number, self.art.gzip), number, self.art.path)
+        script = commands.unpack(self.layout, number, self.art.gzip)
+        self._run(session, *self._with(then, FULL, script), number, self.art.path)
         return Upload(FULL, None, self.art.size, why)
 
-    def _run(self, session: Session, script: str, number: int, payload: Path | None = None) -> None:
-        progress = (
+    def _with(self, then: Then | None, mode: str, script: str) -> tuple[str, list[bytes]]:
+        """The mode's script, and what goes ahead of its payload: with ``then``, the
+        preparing script follows it and its files travel first (commands.upload_then)."""
+        if then is None:
+            return script, []
+        prepare, files = then(mode)
+        return commands.upload_then(script, prepare, self.files_path(), len(files)), [files]
+
+    def files_path(self) -> str:
+        """Where the per-release files wait on the host: inside the lock directory, ours
+        while the deploy holds it (``unlock`` removes anything left there)."""
+        return f"{self.layout.lock}/release-files.tar"
+
+    def _run(
+        self, session: Session, script: str, ahead: list[bytes], number: int, payload: Path | None = None
+    ) -> None:
+        shown = (
             self.reporter.upload_progress(session.host.name, payload.stat().st_size)
             if payload and self.reporter
             else None
         )
-        result = session.stream(script, file_chunks(payload) if payload else [], progress)
+        skip = [len(ahead)]
+
+        def progress(sent: int) -> None:  # the payload's share only
+            if skip[0]:
+                skip[0] -= 1
+            elif shown:
+                shown(sent)
+
+        chunks = file_chunks(payload) if payload else iter(())
+        result = session.stream(script, _chain(ahead, chunks), progress if shown else None)
         if not result.ok:
             self._fail(session, number, result)
 
     @staticmethod
     def _fail(session: Session, number: int, result) -> None:
+        if result.exit_code == commands.EXIT_AFTER_UPLOAD:
+            raise DeployFailed(f"host {session.host.name}: prepare release failed: {result.output_tail()}")
         raise DeployFailed(
             f"host {session.host.name}: upload of release {number} failed: {result.output_tail()}"
         )
@@ -161,3 +190,8 @@ class Uploader:
         for path in self._deltas.values():
             if path is not None:
                 path.unlink(missing_ok=True)
+
+
+def _chain(ahead: list[bytes], chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield from ahead
+    yield from chunks

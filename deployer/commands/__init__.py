@@ -9,10 +9,15 @@ Every path comes from :class:`~deployer.layout.Layout` and every value is quoted
 - :mod:`.state`: the lock, the release log, the read-only probe and check;
 - :mod:`.run`: users' commands (hooks, health checks);
 - :mod:`.schedule`: the scheduled cleanup;
-- :mod:`.maintenance`: the maintenance page and its record.
+- :mod:`.maintenance`: the maintenance page and its record;
+- :mod:`.chain`: steps that follow each other on a host, sent as one script.
 """
 
+from .chain import after_switch, finish, then_also, then_unlock, upload_then
 from .codes import (
+    EXIT_AFTER_SWITCH,
+    EXIT_AFTER_UPLOAD,
+    EXIT_CLEANUP_FAILED,
     EXIT_EMPTY_SNAPSHOT,
     EXIT_LOCK_HELD,
     EXIT_MISSING_SHARED,
@@ -43,6 +48,9 @@ from .state import acquire_lock, append_log, break_lock, check, lock_and_probe, 
 
 __all__ = [
     "DETECT_SCHEDULER",
+    "EXIT_AFTER_SWITCH",
+    "EXIT_AFTER_UPLOAD",
+    "EXIT_CLEANUP_FAILED",
     "EXIT_EMPTY_SNAPSHOT",
     "EXIT_LOCK_HELD",
     "EXIT_MISSING_SHARED",
@@ -52,6 +60,7 @@ __all__ = [
     "EXIT_UNSAFE_PATH",
     "SCHEDULE_FILES",
     "acquire_lock",
+    "after_switch",
     "append_log",
     "break_lock",
     "cancel_pending_switches",
@@ -59,6 +68,7 @@ __all__ = [
     "cleanup",
     "clone_release",
     "download_release",
+    "finish",
     "finish_release",
     "healthcheck",
     "install_schedule",
@@ -80,7 +90,10 @@ __all__ = [
     "run_hook",
     "snapshot",
     "switch",
+    "then_also",
+    "then_unlock",
     "unpack",
     "unswitch",
+    "upload_then",
     "watch_check",
 ]

@@ -198,9 +198,10 @@ def finish_release(
     metadata_json: str,
     with_files: bool,
     file_paths: Iterable[str] = (),
+    files_from: str = "-",
 ) -> str:
     """Link shared paths, unpack per-release files (rendered templates, the manifest) from
-    stdin, write the release metadata.
+    stdin (or the tar file ``files_from``), write the release metadata.
 
     Templates arrive as a small tar on stdin and are unpacked under ``umask 077`` so a
     file meant to be 0600 never exists with a wider mode, not even for a moment.
@@ -210,7 +211,10 @@ def finish_release(
     # A template may be written into a shared dir linked just above, never elsewhere.
     steps += [inside_release(layout, number, path, "file", or_shared=True) for path in file_paths]
     if with_files:
-        steps.append(f"(umask 077 && tar -xpf - -C {quote(release)} --no-same-owner --no-overwrite-dir)")
+        source = "-" if files_from == "-" else quote(files_from)
+        steps.append(
+            f"(umask 077 && tar -xpf {source} -C {quote(release)} --no-same-owner --no-overwrite-dir)"
+        )
     # rm first: in a hard-linked release, writing in place would change the base release too.
     steps.append(argv("rm", "-f", "--", layout.metadata(number)))
     steps.append(f"printf '%s\\n' {quote(metadata_json)} > {quote(layout.metadata(number))}")

@@ -40,6 +40,15 @@ def cleanup_victims(fleet: Fleet, facts: dict[str, HostFacts]) -> dict[str, list
     return {name: plan.cleanup_victims(f, keep, protected, statuses) for name, f in facts.items()}
 
 
+def cleanup_detail(victims: dict[str, list[int]], snapshots: dict[str, list[int]]) -> str:
+    """The cleanup event's detail: ``removed 1,2; removed snapshots 2`` ('' for nothing)."""
+    removed = sorted({n for v in victims.values() for n in v})
+    gone = sorted({n for v in snapshots.values() for n in v})
+    parts = [f"removed {','.join(map(str, removed))}"] if removed else []
+    parts += [f"removed snapshots {','.join(map(str, gone))}"] if gone else []
+    return "; ".join(parts)
+
+
 def unusable_snapshots(fact: HostFacts, removed: list[int]) -> list[int]:
     """Snapshots no rollback can use once ``removed`` are gone (deployer.migrations)."""
     kept = [n for n in fact.releases if n not in removed]
@@ -66,12 +75,8 @@ def cleanup_after(fleet: Fleet, facts: dict[str, HostFacts] | None = None) -> di
 
     todo = [n for n in fleet.names if victims[n] or facts[n].tmp_links or snapshots[n]]
     fleet.each_reported("cleanup", step, done, todo, strict=False)
-    removed_any = sorted({n for v in victims.values() for n in v})
-    snapshots_gone = sorted({n for v in snapshots.values() for n in v})
-    if removed_any or snapshots_gone:
-        parts = [f"removed {','.join(map(str, removed_any))}"] if removed_any else []
-        parts += [f"removed snapshots {','.join(map(str, snapshots_gone))}"] if snapshots_gone else []
-        detail = "; ".join(parts)
+    detail = cleanup_detail(victims, snapshots)
+    if detail:
         log = EventLog(fleet, "cleanup")
         log.append(log.make(None, None, detail=detail), strict=False)
     return victims

@@ -19,7 +19,7 @@ from .. import commands, git, incidents, ledger, plan, releaselog, templates
 from ..config import Config
 from ..errors import ArtifactError, DeployerError, DeployFailed, Interrupted
 from ..facts import HostFacts
-from ..failures import checked, raise_failures, raise_on_failure
+from ..failures import raise_failures, raise_on_failure
 from ..fleet import Fleet, SessionOpener
 from ..layout import MANIFEST_NAME
 from ..localstate import whoami
@@ -27,8 +27,8 @@ from ..notify import notifying
 from ..output import Reporter, Secrets, human_bytes
 from ..transport import Session, open_session
 from ..untrusted import one_line
-from .cleanup import cleanup_after
 from .eventlog import EventLog, now_iso
+from .finish import carried, finish_apart
 from .hooks import run_hooks
 from .migrate import Migrator, SchemaChange, changed_schema, migrate, schema_left
 from .summary import HostReport, Summary
@@ -118,6 +118,8 @@ class DeployRun:
         self.cause: str | None = None  # what the step under way proves bad if it fails
         self.live_at: str | None = None  # when the first host switched
         self.schema: SchemaChange | None = None  # what this release's migrations did
+        self.finished = False  # the log, cleanup and unlock went with the switch (one host)
+        self.late: DeployerError | None = None  # and that log failed
 
     def _extra(self, revision: git.Revision | None) -> dict:
         extra: dict = (
@@ -158,13 +160,10 @@ class DeployRun:
             error = self.undo(exc)
             self.on_failure()
             raise error from None
-        self.log.append(
-            self.log.make(
-                self.number, releaselog.ACTIVE, previous=self._newest_previous(), detail=self.detail
-            )
-        )
-        self._watch()
-        cleanup_after(self.fleet)
+        if self.late is not None:  # the switch carried the log, which failed: as when apart
+            raise self.late
+        if not self.finished:
+            finish_apart(self)
         rows = [
             HostReport(n, self.number, self.previous[n], "active", self.fleet.elapsed.get(n, 0.0))
             for n in self.fleet.names
@@ -172,6 +171,11 @@ class DeployRun:
         seconds = time.monotonic() - start
         return Summary(
             self.command, self.config.stage, self.number, rows, seconds, self.fleet.dry_run, self.log.revision
+        )
+
+    def active_event(self) -> releaselog.Event:
+        return self.log.make(
+            self.number, releaselog.ACTIVE, previous=self._newest_previous(), detail=self.detail
         )
 
     def _refuse_bad_artifact(self) -> None:
@@ -185,7 +189,7 @@ class DeployRun:
             raise ArtifactError(message)
         self.reporter.line(f"warning (--force): {one_line(message.split('; pass --force')[0])}")
 
-    def _watch(self) -> None:
+    def watch(self) -> None:
         """The watch window (``rollout.watch``); its failure is undone like any other."""
         from .watch import watch
 
@@ -236,27 +240,37 @@ class DeployRun:
                 result = "would be " + result.replace(" sent", " to send")
             self.reporter.step(outcome.name, "upload", result, outcome.seconds)
         raise_failures(outcomes)
-        self.log.append(self.log.make(self.number, releaselog.STAGED, detail=self.detail))
+        if len(self.fleet.names) > 1:  # on one host it went with the upload
+            self.log.append(self.staged_event())
 
     def _prepare_host(self, session: Session, uploader) -> Upload:
+        """Make the release and prepare it (shared links, rendered templates, manifest,
+        metadata) in one round trip; on a single host the staged event goes along too."""
         from ..upload import IDENTICAL
 
-        upload = uploader.upload(session, self.facts[session.host.name], self.number)
-        files = templates.render_host(self.config, session.host, self.number, self.secrets)
-        if upload.mode != IDENTICAL:
-            files[MANIFEST_NAME] = (self.art.manifest_bytes(), 0o644)
-        config = self.config
-        script = commands.finish_release(
-            self.fleet.layout,
-            self.number,
-            config.shared_dirs,
-            config.shared_files,
-            self._metadata(),
-            bool(files),
-            file_paths=list(files),
-        )
-        checked(session, script, "prepare release", templates.to_tar(files) if files else None)
-        return upload
+        def then(mode: str) -> tuple[str, bytes]:
+            files = templates.render_host(self.config, session.host, self.number, self.secrets)
+            if mode != IDENTICAL:
+                files[MANIFEST_NAME] = (self.art.manifest_bytes(), 0o644)
+            config = self.config
+            script = commands.finish_release(
+                self.fleet.layout,
+                self.number,
+                config.shared_dirs,
+                config.shared_files,
+                self._metadata(),
+                bool(files),
+                file_paths=list(files),
+                files_from=uploader.files_path(),
+            )
+            if len(self.fleet.names) == 1:  # nothing to wait for: the staged event goes along
+                script = commands.then_also(script, self.log.script([self.staged_event()]))
+            return script, templates.to_tar(files) if files else b""
+
+        return uploader.upload(session, self.facts[session.host.name], self.number, then)
+
+    def staged_event(self):
+        return self.log.make(self.number, releaselog.STAGED, detail=self.detail)
 
     def _metadata(self) -> str:
         """``.deployer-release.json`` in the release: what it is, from where, by whom."""
@@ -310,9 +324,13 @@ class DeployRun:
     def _switch(self, group: list[str]) -> None:
         """Switch one batch, remembering every host that may have switched."""
         self.live_at = self.live_at or now_iso()
+        then, done = carried(self, group)
         try:
-            switch_all(self.fleet, dict.fromkeys(group, self.number))
+            switch_all(self.fleet, dict.fromkeys(group, self.number), then=then, then_done=done)
             self.switched += group
+        except DeployFailed as exc:  # raised only for the log sent along: the switch succeeded
+            self.switched += group
+            self.late = exc
         except SwitchFailed as exc:
             self.switched += exc.switched
             raise

@@ -49,11 +49,24 @@ class EventLog:
             **fields,
         )
 
+    def script(self, events: Sequence[releaselog.Event]) -> str:
+        return commands.append_log(self.fleet.layout, [e.to_json() for e in events])
+
     def append(
-        self, *events: releaselog.Event, names: Sequence[str] | None = None, strict: bool = True
+        self,
+        *events: releaselog.Event,
+        names: Sequence[str] | None = None,
+        strict: bool = True,
+        unlock: bool = False,
     ) -> None:
-        """Write events on hosts. ``strict=False`` is for paths that are already failing."""
-        script = commands.append_log(self.fleet.layout, [e.to_json() for e in events])
+        """Write events on hosts. ``strict=False`` is for paths that are already failing;
+        ``unlock`` releases the stage lock in the same round trip where the log was written
+        (for the last step under the lock)."""
+        script = self.script(events)
+        if unlock:
+            script = self.fleet.unlocking(script)
         outcomes = self.fleet.each(lambda s: checked(s, script, "write release log"), names)
+        if unlock:
+            self.fleet.unlocked([o.name for o in outcomes if o.ok])
         if strict:
             raise_failures(outcomes)

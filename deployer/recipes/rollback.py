@@ -58,26 +58,37 @@ def rollback(
         previous = {name: f.current for name, f in facts.items()}
         reporter.line(f"rollback {config.application} on {config.stage} to release {target}")
         schema = before_rollback(fleet, facts, target, data or DataChoice())
-        _switch_or_undo(
-            fleet, facts, {name: target for name in fleet.names if previous[name] != target}, target, schema
-        )
-        _log(fleet, facts, target, {"reason": reason, **schema} if reason else schema)
+        todo = {name: target for name in fleet.names if previous[name] != target}
+        log, events = _events(fleet, facts, target, {"reason": reason, **schema} if reason else schema)
+        last = not config.hooks.get("after_rollback")  # nothing else runs under the lock
+        if last and len(fleet.names) == 1 and list(todo) == fleet.names:  # one host: one round trip
+            script = fleet.unlocking(log.script(events))
+            _switch_or_undo(fleet, facts, todo, target, schema, dict.fromkeys(todo, script))
+        else:
+            _switch_or_undo(fleet, facts, todo, target, schema)
+            log.append(*events, unlock=last)
         run_hooks(fleet, "after_rollback", "rollback", target, previous)
         rows = [HostReport(n, target, previous[n], "active", fleet.elapsed.get(n, 0.0)) for n in fleet.names]
         return Summary("rollback", config.stage, target, rows, time.monotonic() - start, dry_run)
 
 
 def _switch_or_undo(
-    fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, int], target: int, schema: dict
+    fleet: Fleet, facts: dict[str, HostFacts], todo: dict[str, int], target: int, schema: dict, then=None
 ) -> None:
-    """Switch, or put back every host that switched and raise what happened (saying so
-    when the database was already brought to the target's schema)."""
+    """Switch (with ``then`` sent along, see switch_all), or put back every host that
+    switched and raise what happened (when the database was already brought to the
+    target's schema, the hosts that switched stay: say so)."""
     previous_raw = {name: f.current_raw for name, f in facts.items()}
     moved = still_moved(schema)
     command = f"{program_name()} rollback --stage={fleet.config.stage} --to={target}"
     again = f"`{command}` again finishes it (no flag needed)"
+
+    def done(name: str, result) -> None:
+        if result.ok:
+            fleet.unlocked([name])
+
     try:
-        switch_all(fleet, todo)
+        switch_all(fleet, todo, then=then, then_done=done)
     except SwitchFailed as exc:
         if moved:  # switching back would run the newer code on the older schema
             reason = exc.failed[0].reason()
@@ -92,10 +103,10 @@ def _switch_or_undo(
         raise Interrupted("interrupted; hosts switched back to where they were") from None
 
 
-def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int, extra: dict) -> None:
-    """The target is active again; only releases newer than it were rolled back *from*:
-    rolling forward (``--to`` a newer release) does not make the one we leave bad. ``extra``:
-    the reason, and what was done about the database."""
+def _events(fleet: Fleet, facts: dict[str, HostFacts], target: int, extra: dict):
+    """The events to log once the target is active again; only releases newer than it were
+    rolled back *from*: rolling forward (``--to`` a newer release) does not make the one we
+    leave bad. ``extra``: the reason, and what was done about the database."""
     log = EventLog(fleet, "rollback", extra=extra or None)
     sha = releaselog.artifact_shas(plan.merged_log(facts))
     events = [
@@ -103,4 +114,4 @@ def _log(fleet: Fleet, facts: dict[str, HostFacts], target: int, extra: dict) ->
     ]
     left = {f.current for f in facts.values() if f.current is not None and f.current > target}
     events += [log.make(old, releaselog.ROLLED_BACK) for old in sorted(left)]
-    log.append(*events)
+    return log, events

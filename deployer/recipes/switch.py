@@ -7,14 +7,15 @@ says which hosts did switch, so the caller can put them back with :func:`switch_
 from __future__ import annotations
 
 import secrets as token_source
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .. import commands
-from ..failures import checked, failed
+from ..errors import DeployFailed
+from ..failures import checked, failed, raise_failures
 from ..fleet import Fleet
 from ..layout import current_target
 from ..runner import Outcome
-from ..transport import Session
+from ..transport import Result, Session
 
 
 class SwitchFailed(Exception):
@@ -26,14 +27,33 @@ class SwitchFailed(Exception):
         self.failed = failed
 
 
-def switch_all(fleet: Fleet, targets: dict[str, int], step: str = "switch") -> list[str]:
+def switch_all(
+    fleet: Fleet,
+    targets: dict[str, int],
+    step: str = "switch",
+    then: dict[str, str] | None = None,
+    then_step: str = "write release log",
+    then_done: Callable[[str, Result], None] | None = None,
+) -> list[str]:
     """Switch ``current`` on each named host to its target release; raises SwitchFailed
-    when any host fails. Returns the hosts switched."""
+    when any host fails. ``then`` gives, per host, a script sent with the switch (one round
+    trip, commands.after_switch), run only where the switch succeeded; ``then_done`` hears
+    each such host's result. If ``then`` failed on a host that did switch, the error names
+    ``then_step`` (``current`` stays switched, as when that step runs apart). Returns the
+    hosts switched."""
     token_for = {name: token_source.token_hex(6) for name in targets}
+    then = then or {}
+    switched = {0, commands.EXIT_AFTER_SWITCH, commands.EXIT_CLEANUP_FAILED}
 
     def one(session: Session):
         name = session.host.name
-        return checked(session, commands.switch(fleet.layout, targets[name], token_for[name]), step)
+        script = commands.switch(fleet.layout, targets[name], token_for[name])
+        if name not in then:
+            return checked(session, script, step)
+        result = session.run(commands.after_switch(script, then[name]))
+        if result.exit_code not in switched:
+            raise DeployFailed(f"host {name}: {step} failed: {result.output_tail()}")
+        return result
 
     outcomes = fleet.each(one, list(targets))
     for outcome in outcomes:
@@ -41,9 +61,17 @@ def switch_all(fleet: Fleet, targets: dict[str, int], step: str = "switch") -> l
             fleet.reporter.step(
                 outcome.name, step, f"current -> releases/{targets[outcome.name]}", outcome.seconds
             )
+            if then_done and outcome.name in then:
+                then_done(outcome.name, outcome.value)
     bad = failed(outcomes)
     if bad:
         raise SwitchFailed([o.name for o in outcomes if o.ok], bad)
+    late = [o for o in outcomes if o.value.exit_code == commands.EXIT_AFTER_SWITCH]
+    for outcome in late:  # switched; what was sent with the switch failed
+        outcome.error = DeployFailed(
+            f"host {outcome.name}: {then_step} failed: {outcome.value.output_tail()}"
+        )
+    raise_failures(late)
     return list(targets)
 
 

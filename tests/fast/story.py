@@ -16,6 +16,8 @@ from pathlib import Path
 
 from fakehost import FakeFleet
 
+from deployer.commands.chain import THEN
+
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DEPLOYER_UPDATE_GOLDEN") == "1"
 
@@ -71,7 +73,9 @@ RULES: list[tuple[str, object]] = [
 
 
 def label(script: str) -> str:
-    """One line saying what a script does."""
+    """One line saying what a script does (steps sent as one script: each, joined by +)."""
+    if THEN in script:
+        return " + ".join(label(part) for part in script.split(THEN))
     for needle, name in RULES:
         if needle in script:
             return name(script) if callable(name) else name
