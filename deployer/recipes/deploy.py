@@ -11,7 +11,6 @@ any failure at or after it switches every host back, and the message says what w
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,6 @@ from ..facts import HostFacts
 from ..failures import raise_failures, raise_on_failure
 from ..fleet import Fleet, SessionOpener
 from ..layout import MANIFEST_NAME
-from ..localstate import whoami
 from ..notify import notifying
 from ..output import Reporter, Secrets, human_bytes
 from ..transport import Session, open_session
@@ -30,7 +28,8 @@ from ..untrusted import one_line
 from .eventlog import EventLog, now_iso
 from .finish import carried, finish_apart
 from .hooks import run_hooks
-from .migrate import Migrator, SchemaChange, changed_schema, migrate, schema_left
+from .metadata import artifact_url, release_metadata
+from .migrate import Migrator, SchemaChange, changed_schema, migrate_into, schema_left
 from .summary import HostReport, Summary
 from .switch import SwitchFailed, switch_all, switch_back
 
@@ -202,15 +201,12 @@ class DeployRun:
             raise error from None
 
     def _migrate(self) -> None:
-        """``migrations``: once, on the migration host, before the switch; what they did
-        goes into every later log entry of this release (active, or failed)."""
-        if self.config.migrations is None:
-            return
-        change = self.schema = SchemaChange()
-        try:
-            migrate(self.fleet, self.number, self._newest_previous(), change, self.command)
-        finally:
-            self.log.extra.update(change.fields())
+        """``migrations`` (recipes/migrate): their record goes into every later log entry."""
+        if self.config.migrations is not None:
+            self.schema = SchemaChange()
+            migrate_into(
+                self.fleet, self.number, self._newest_previous(), self.schema, self.command, self.log
+            )
 
     def _hooks(self, phase: str, release: int | None, **where) -> None:
         run_hooks(self.fleet, phase, self.command, release, self.previous, **where)
@@ -226,7 +222,12 @@ class DeployRun:
 
         shas = releaselog.artifact_shas(plan.merged_log(self.facts))
         uploader = Uploader(
-            self.art, self.fleet.layout, self.config.delta, shas, self._artifact_url(), self.reporter
+            self.art,
+            self.fleet.layout,
+            self.config.delta,
+            shas,
+            artifact_url(self.config, self.art.sha256, self.secrets),
+            self.reporter,
         )
         self.staged = True
         try:
@@ -258,7 +259,7 @@ class DeployRun:
                 self.number,
                 config.shared_dirs,
                 config.shared_files,
-                self._metadata(),
+                release_metadata(self.config, self.number, self.art.sha256, self.log.revision),
                 bool(files),
                 file_paths=list(files),
                 files_from=uploader.files_path(),
@@ -271,33 +272,6 @@ class DeployRun:
 
     def staged_event(self):
         return self.log.make(self.number, releaselog.STAGED, detail=self.detail)
-
-    def _metadata(self) -> str:
-        """``.deployer-release.json`` in the release: what it is, from where, by whom."""
-        data = {
-            "release": self.number,
-            "sha256": self.art.sha256,
-            "deployed_at": now_iso(),
-            "deployed_by": whoami(),
-            "revision": self.log.revision,
-            "stage": self.config.stage,
-            "application": self.config.application,
-        }
-        return json.dumps(data, sort_keys=True)
-
-    def _artifact_url(self) -> str | None:
-        url = self.config.artifact_url
-        if not url:
-            return None
-        values = {
-            "sha256": self.art.sha256,
-            "application": self.config.application,
-            "stage": self.config.stage,
-        }
-        for key, value in values.items():
-            url = url.replace("{" + key + "}", value)
-        self.secrets.add_url(url)  # a signed link must not show in -v or --dry-run
-        return url
 
     def roll_out(self) -> None:
         """Switch hosts batch by batch (one batch of all hosts unless ``rollout`` says

@@ -153,6 +153,16 @@ def changed_schema(change: SchemaChange | None) -> bool:
     return change is not None and change.before is not None and change.after != change.before
 
 
+def migrate_into(
+    fleet: Fleet, release: int, previous: int | None, change: SchemaChange, command: str, log
+) -> None:
+    """:func:`migrate`, and what it did (so far, when it fails) into ``log``'s later entries."""
+    try:
+        migrate(fleet, release, previous, change, command)
+    finally:
+        log.extra.update(change.fields())
+
+
 def schema_left(change: SchemaChange | None, back_to: int | None, stage: str) -> list[str]:
     """A deploy undone after its migrations changed the schema: the old code now runs on the
     new schema. Say so, and how to bring the data back."""
