@@ -391,7 +391,14 @@ exec /usr/bin/tar "$@"
 FEEDER = r"""
 import glob, os, subprocess, sys, time
 d, args = sys.argv[1], sys.argv[2:]
-data = sys.stdin.buffer.read()
+# The per-release files come on stdin, or (upload and prepare in one round trip) from a file: -xpf FILE.
+named = [k for k, a in enumerate(args[:-1]) if a.startswith("-x") and a.endswith("f") and args[k + 1] != "-"]
+if named:
+    with open(args[named[0] + 1], "rb") as source:
+        data = source.read()
+    args[named[0] + 1] = "-"
+else:
+    data = sys.stdin.buffer.read()
 tar = subprocess.Popen(["/usr/bin/tar", *args], stdin=subprocess.PIPE)
 def wait(cond):
     deadline = time.monotonic() + 120
