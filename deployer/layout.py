@@ -30,6 +30,10 @@ class Layout:
     def release(self, number: int) -> str:
         return self._join("releases", str(int(number)))
 
+    def release_or_root(self, number: int | None) -> str:
+        """Where a command about release ``number`` runs: its directory, else ``deploy_to``."""
+        return self.release(number) if number is not None else self.deploy_to
+
     @property
     def current(self) -> str:
         return self._join("current")

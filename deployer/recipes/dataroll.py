@@ -54,7 +54,7 @@ def before_rollback(fleet: Fleet, facts: dict[str, HostFacts], target: int, want
     run = Migrator(fleet, "rollback")
     fact = facts[run.host]
     env = run.env(target, fact.current)
-    now = run.version(_release_dir(fleet, fact.current), env, read_only=True)
+    now = run.version(fleet.layout.release_or_root(fact.current), env, read_only=True)
     events = plan.merged_log(facts)
     records, deployed = migrations.recorded(events), set(releaselog.deploy_info(events))
     cross = migrations.crossing(records, target, now, fact.snapshots, fact.current, deployed)
@@ -98,10 +98,6 @@ def _cross(
     return {"schema": cross.target_schema, "data": choice, "restored_from": cross.snapshot.release, **kept}
 
 
-def _release_dir(fleet: Fleet, number: int | None) -> str:
-    return fleet.layout.release(number) if number is not None else fleet.layout.deploy_to
-
-
 def _choose(fleet: Fleet, cross: migrations.Crossing, wanted: DataChoice) -> str:
     """The flag, else the person's answer on a terminal, else ``migrations.rollback``."""
     default = fleet.config.migrations.rollback
@@ -136,7 +132,7 @@ def _newest_code(fleet: Fleet, fact: HostFacts, cross: migrations.Crossing) -> s
     check is newer than current, and only its code knows its own down migrations)."""
     present = [m.release for m in cross.crossed if m.release in fact.complete]
     newest = max([*present, *([fact.current] if fact.current is not None else [])], default=None)
-    return _release_dir(fleet, newest)
+    return fleet.layout.release_or_root(newest)
 
 
 def _migrate_up(run: Migrator, cross: migrations.Crossing, env: dict) -> dict:

@@ -110,7 +110,7 @@ class Migrator:
             return (
                 f"the snapshot from before it is on host {self.host} at {path} (no migrations.restore is set)"
             )
-        where = self.layout.release(live) if live is not None else self.layout.deploy_to
+        where = self.layout.release_or_root(live)
         env = self.env(live, None, DEPLOYER_SNAPSHOT=path)
         exports = " ".join(f"{k}={quote(v)}" for k, v in env.items())
         how = f"cd {quote(where)} && env {exports} sh -c {quote(self.spec.restore)}"
@@ -238,7 +238,7 @@ def note_schema(fleet: Fleet, report, facts: HostFacts) -> None:
         return
     run = Migrator(fleet, "check")
     current = facts.current
-    directory = fleet.layout.release(current) if current is not None else fleet.layout.deploy_to
+    directory = fleet.layout.release_or_root(current)
     try:
         version = run.version(directory, run.env(current, None), read_only=True)
     except DeployerError as exc:
