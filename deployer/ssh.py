@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from . import jumps
 from .bastion import POOL, HopFailed, Lease
+from .channels import Spares, exec_without_waiting, refused
 from .config import Config, Host
 from .errors import CommandTimeout, ConfigError, DeployFailed, HostUnreachable, Interrupted
 from .handshake import Endpoint, connection, open_verified, unreachable
@@ -59,6 +60,7 @@ class SshSession:
         self.deadline = deadline  # ssh.command_deadline
         self.cancel = threading.Event()
         self.trace = no_trace
+        self.spares = Spares(connection.transport, timeout)
 
     @property
     def transport(self) -> paramiko.Transport:
@@ -76,9 +78,9 @@ class SshSession:
     def _open(self, script: str):
         self.trace(script)
         try:
-            channel = self.transport.open_session(timeout=self.timeout)
+            channel = self.spares.take()
             channel.settimeout(self.timeout)
-            channel.exec_command(argv("sh", "-c", script))
+            exec_without_waiting(channel, argv("sh", "-c", script))
             channel.script = script
         except Exception as exc:  # paramiko raises several kinds here; all mean the same
             raise HostUnreachable(f"{self.where}: connection lost ({exc or type(exc).__name__})") from None
@@ -105,6 +107,8 @@ class SshSession:
             finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
             if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break  # the exit status can arrive before the last output: wait for EOF too
+            if refused(channel):
+                raise HostUnreachable(f"{self.where}: refused to run {describe(channel.script)}")
             if not self.transport.is_active() or (channel.closed and not channel.exit_status_ready()):
                 raise self._lost("while a command ran")
             if channel.eof_received:
@@ -195,6 +199,7 @@ class SshSession:
         return self._collect(channel, sink)
 
     def close(self) -> None:
+        self.spares.close()
         self.connection.close()
         if self.lease is not None:
             lease, self.lease = self.lease, None
