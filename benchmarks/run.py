@@ -262,7 +262,7 @@ def write_report(fields: dict, output: Path, samples: list) -> int:
 def notes(plan: Plan, log_dir: Path) -> list[str]:
     """What a reader must know to read the figures right."""
     return [
-        "Wall time is the whole process as a user runs it (`python3 -m invoke deploy --stage=bench`, "
+        "Wall time is the whole process as a user runs it (`sternway deploy --stage=bench`, as `python3 -m deployer.program`; "
         "`cap bench deploy`), start-up included; the 1-host sequence per run is first deploy, identical "
         "redeploy, 1% redeploy, rollback, on a fresh `deploy_to`; the fleet and big deploys each get a fresh one too.",
         "Received bytes are eth0 rx of the container during the command: payload plus SSH framing, TCP/IP "

@@ -79,7 +79,7 @@ def targets(samples: Sequence[Sample], workloads: dict[str, Workload], fleet: st
     st = stat(first)
     found.append(
         Target(
-            "`invoke rollback` sends its first SSH packet within 0.2 s of process start (median, every RTT)",
+            "`sternway rollback` sends its first SSH packet within 0.2 s of process start (median, every RTT)",
             "not measured" if st is None else f"median {st.median:.3f} s (min {st.min:.3f} s)",
             None if st is None else st.median <= 0.2,
         )

@@ -56,7 +56,9 @@ class Tool(Protocol):
 
 @dataclass
 class Ours:
-    """deployer, run exactly as its README says: ``python3 -m invoke <task> --stage=bench``."""
+    """deployer, run exactly as its README says: ``sternway <task> --stage=bench`` (the
+    console script is ``deployer.program:main``; run as ``python3 -m deployer.program`` so
+    that this checkout's code is the one measured)."""
 
     project: Path
     access: Access
@@ -107,7 +109,7 @@ class Ours:
     def command(self, action: str) -> list[str]:
         if action == "handshake":
             return [sys.executable, str(HERE / "probes" / "handshake_ours.py")]
-        return [sys.executable, "-m", "invoke", action, "--stage=bench"]
+        return [sys.executable, "-m", "deployer.program", action, "--stage=bench"]
 
     def env(self) -> dict[str, str] | None:
         """This checkout's deployer, whatever an editable install elsewhere points at (or,

@@ -21,6 +21,7 @@ from typing import Any
 
 from invoke import Collection, Exit, Task
 
+from . import dial
 from .errors import ConfigError, DeployerError
 from .flags import FLAGS, OUTPUT, TARGET, Flag, _own
 from .recipes.summary import print_summary
@@ -273,6 +274,10 @@ TASKS = (
 # -- running a task --------------------------------------------------------------------
 
 
+# Tasks that connect to every selected host as soon as they start.
+DIALS = {"deploy", "rollback", "releases", "check", "cleanup", "unlock", "maintenance"}
+
+
 @dataclass
 class Options:
     stage: str | None = None
@@ -312,6 +317,8 @@ def _run(root: Path, opts: Options, action: Callable):
     try:
         opts.stage = _stage(root, opts.stage)  # named by the job summary, even when loading fails
         config = select_hosts(cfg.load(root, opts.stage, opts.instance), opts.hosts, opts.roles)
+        if opts.command in DIALS:
+            dial.dial(config)  # the first round trips overlap loading Paramiko
         for hook in config.notify:
             reporter.secrets.add_url(hook.url, whole=True)
         reporter.secrets.values.update(secret_values(config.ssh))
@@ -332,6 +339,7 @@ def _run(root: Path, opts: Options, action: Callable):
         message = one_line(reporter.secrets.mask(f"{type(exc).__name__}: {exc}"))
         raise Exit(f"error: internal error: {message} (a bug: DEPLOYER_DEBUG=1 shows where)", 1) from None
     finally:
+        dial.discard()
         reporter.end_progress()
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import dial
 from .config import Config
 from .errors import HostUnreachable
 
@@ -131,6 +132,8 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
     timeout = config.ssh.connect_timeout
     if end.sock is not None:
         conn.connect_kwargs["sock"] = end.sock
+    elif not conn.gateway and (greeted := dial.take(conn.host, int(conn.port or 22))) is not None:
+        conn.connect_kwargs.update(sock=greeted, transport_factory=_sent_our_version)
     started = time.monotonic()
     try:
         _open(conn, end)
@@ -154,6 +157,16 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
             raise unreachable(end.who, f"no SSH answer within {timeout:g}s (ssh.connect_timeout)") from None
         raise unreachable(end.who, f"cannot connect ({reason})") from None
     tune(conn)
+
+
+def _sent_our_version(sock, **kwargs):
+    """A Paramiko transport on a dialled socket, whose key exchange hashes the version
+    line :mod:`deployer.dial` already sent (Paramiko's own is dropped unsent)."""
+    import paramiko
+
+    transport = paramiko.Transport(sock, **kwargs)
+    transport.local_version = dial.VERSION
+    return transport
 
 
 def _forget(config: Config, conn) -> str:

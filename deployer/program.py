@@ -10,9 +10,12 @@ collection (:func:`deployer.cli.make_collection`); this one adds ``init`` and ``
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from invoke import Collection, Program, Task
 
@@ -100,12 +103,36 @@ def program(root: Path | None = None) -> Program:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> NoReturn:
     """The console script ``sternway``."""
     from . import PROGRAM
 
     PROGRAM[0] = NAME
-    program().run(argv)
+    try:
+        program().run(argv)
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    exit_now(code)
+
+
+def exit_now(code: object) -> NoReturn:
+    """Exit as ``sys.exit(code)`` would, without tearing the interpreter down.
+
+    Once a task is over, freeing every module and object one by one (Paramiko,
+    cryptography, Invoke, Jinja2) costs 60-80 ms here, a tenth of a rollback, for nothing:
+    the process ends anyway. The exit handlers still run (temporary files, logging), the
+    output is flushed, and the exit code is the same."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):  # the reader left (`| head`)
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

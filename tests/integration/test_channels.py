@@ -11,6 +11,7 @@ import pytest
 from project import Project
 from sshd.hosts import start_hosts
 
+from deployer import dial
 from deployer.config import load
 from deployer.ssh import connect
 
@@ -73,3 +74,30 @@ def test_a_host_that_allows_one_session_is_deployed_and_rolled_back(tmp_path, on
         assert not session.spares.enabled  # refused once, then one channel at a time
     finally:
         session.close()
+
+
+def test_a_host_dialled_during_start_up_is_still_verified_against_known_hosts(project):
+    """The command line dials hosts before Paramiko loads (deployer.dial); the key exchange
+    on that socket is checked exactly like any other: a changed key is refused."""
+    known = project.root / "known_hosts"
+    lines = known.read_text().splitlines()
+    lines[0] = lines[0].split()[0] + " " + " ".join(lines[1].split()[1:])  # host 0 shows host 1's key
+    known.write_text("\n".join(lines) + "\n")
+    result = project.invoke("deploy", "--stage=test")
+    assert result.returncode == 4, result.stderr
+    assert "host key CHANGED" in result.stderr and "Traceback" not in result.stderr
+    assert [project.release_dirs(i) for i in range(3)] == [[], [], []]
+
+
+def test_a_dialled_socket_carries_the_whole_session(project):
+    """The socket dialled ahead is the one the session runs on: its key exchange hashed the
+    version line deployer.dial sent, and commands run on it."""
+    config = load(project.root, "test")
+    dial.dial(config)
+    session = connect(config, config.hosts[0])
+    try:
+        assert session.transport.local_version == dial.VERSION
+        assert session.run("echo on-it").stdout == "on-it\n"
+    finally:
+        session.close()
+        dial.discard()
