@@ -347,6 +347,9 @@ def _pack_in(config: Config, path: Path, label: str, files: str) -> Artifact:
         with handle:
             pack_directory(path, handle, chosen)
         found = inspect(Path(handle.name), config.max_unpacked_size, label)
+        from .inspectcache import remember  # it builds on this module
+
+        remember(found)
     except BaseException:
         os.unlink(handle.name)
         raise

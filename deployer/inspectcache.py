@@ -21,10 +21,12 @@ from typing import Any
 
 from .artifact import CHUNK, Artifact, Entry, inspect
 from .localstate import cache_path
+from .untrusted import is_sha256
 
 VERSION = "v3"  # v3: link chains, modes and option-like names are checked; older entries miss
 FINE_TICK_NS = 100_000_000  # nanosecond timestamps (ext4, xfs, btrfs, tmpfs): coarse clock ticks are ms
 COARSE_TICK_NS = 2_000_000_000  # whole-second timestamps (FAT keeps mtime to 2 s)
+KEEP_BY_SHA256 = 200  # artifacts whose manifests are kept by sha256
 
 
 def stat_of(path: Path) -> os.stat_result:
@@ -59,13 +61,54 @@ def inspect_cached(path: Path, max_unpacked: int, label: str) -> Artifact:
                 raise ValueError("rewritten within one timestamp tick")
             _write(cache, {**data, "checked_ns": checked})
         if data is not None:
-            return _artifact(path, data)
+            return remember(_artifact(path, data))  # inspected before the sha256 index existed
     except (KeyError, TypeError, ValueError):
         pass
     checked = time.time_ns()
     found = inspect(path, max_unpacked, label)
     _write(cache, _record(found, checked))
+    return remember(found)
+
+
+def remember(found: Artifact) -> Artifact:
+    """Keep the artifact's inspection under its sha256 (once), for later deltas against
+    the releases made from it."""
+    path = by_sha256(found.sha256)
+    if not path.exists():
+        _write(path, _record(found, time.time_ns()))
+        _prune(path.parent)
     return found
+
+
+def _prune(folder: Path, keep: int = KEEP_BY_SHA256) -> None:
+    """Only the newest records stay: a delta's base is one of a stage's last releases."""
+    try:
+        records = sorted(folder.glob("*.json.gz"), key=lambda p: p.stat().st_mtime_ns)
+        for old in records[:-keep]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # another deploy pruned it meanwhile; a cache is only ever slower
+
+
+def by_sha256(sha256: str) -> Path:
+    """Where the inspection of any artifact with this sha256 is remembered, whatever its
+    file became since: the manifest of a release on a host, by the sha256 it was made from."""
+    return cache_path("by-sha256", f"{sha256}.json.gz")
+
+
+def known_manifest(sha256: str | None) -> dict[str, Entry] | None:
+    """The manifest of an artifact this machine inspected before, by its sha256: a delta
+    against a release built from it then needs nothing read back from the host. None if
+    unknown (or the record is unreadable)."""
+    if sha256 is None or not is_sha256(sha256):
+        return None
+    data = _read(by_sha256(sha256))
+    try:
+        if data is None or data["sha256"] != sha256:
+            return None
+        return {str(p): Entry(*e) for p, e in data["manifest"].items()}
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def _sha256(path: Path) -> str:

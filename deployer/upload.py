@@ -24,10 +24,12 @@ from .artifact import Artifact, diff_manifest, file_chunks, gunzip_manifest, par
 from .config import inside_relative
 from .errors import DeployFailed
 from .facts import HostFacts
+from .inspectcache import known_manifest
 from .layout import MANIFEST_NAME, Layout
-from .transport import Session
+from .transport import Result, Session
 
 FULL, DELTA, IDENTICAL, PULL = "full", "delta", "identical", "pull"
+NO_MANIFEST = (commands.EXIT_NO_MANIFEST,)
 # Given the mode, what prepares the release once it is made: a script and the per-release
 # files (a small tar) it unpacks, sent ahead of the artifact on the same channel.
 Then = Callable[[str], tuple[str, bytes]]
@@ -105,10 +107,11 @@ class Uploader:
         if base is not None and self.delta_possible:
             delta, why = self._delta_for(session, base)
             if delta is not None:
-                size = delta.stat().st_size
                 script = commands.clone_release(self.layout, base, number, delta=True)
-                self._run(session, *self._with(then, DELTA, script), number, delta)
-                return Upload(DELTA, base, size)
+                result = self._run(session, *self._with(then, DELTA, script), number, delta, NO_MANIFEST)
+                if result.ok:
+                    return Upload(DELTA, base, delta.stat().st_size)
+                why = f"release {base} has no usable manifest on the host"
         elif base is not None and self.delta_enabled:
             why = "the artifact holds hard links"
         script = commands.unpack(self.layout, number, self.art.gzip)
@@ -129,8 +132,16 @@ class Uploader:
         return f"{self.layout.lock}/release-files.tar"
 
     def _run(
-        self, session: Session, script: str, ahead: list[bytes], number: int, payload: Path | None = None
-    ) -> None:
+        self,
+        session: Session,
+        script: str,
+        ahead: list[bytes],
+        number: int,
+        payload: Path | None = None,
+        tolerated: tuple[int, ...] = (),
+    ) -> Result:
+        """Stream ``payload`` (after ``ahead``) into ``script``; a failure raises, unless its
+        exit code is ``tolerated`` (the caller has another way)."""
         shown = (
             self.reporter.upload_progress(session.host.name, payload.stat().st_size)
             if payload and self.reporter
@@ -146,8 +157,9 @@ class Uploader:
 
         chunks = file_chunks(payload) if payload else iter(())
         result = session.stream(script, _chain(ahead, chunks), progress if shown else None)
-        if not result.ok:
+        if not result.ok and result.exit_code not in tolerated:
             self._fail(session, number, result)
+        return result
 
     @staticmethod
     def _fail(session: Session, number: int, result) -> None:
@@ -158,13 +170,17 @@ class Uploader:
         )
 
     def _delta_for(self, session: Session, base: int) -> tuple[Path | None, str]:
-        """The delta against the host's base release, or (None, why a full upload is used)."""
-        manifest_path = f"{self.layout.release(base)}/{MANIFEST_NAME}"
-        result = session.run(commands.read_base64(manifest_path), read_only=True)
-        try:
-            base_manifest = parse_manifest(gunzip_manifest(base64.b64decode(result.stdout)))
-        except (binascii.Error, ValueError, zlib.error):
-            return None, f"release {base} has no readable manifest"
+        """The delta against the host's base release, or (None, why a full upload is used).
+        The base's manifest is this machine's own record of its artifact when it has one
+        (no round trip, nothing to trust from the host), else the one stored on the host."""
+        base_manifest = known_manifest(self.shas.get(base))
+        if base_manifest is None:
+            manifest_path = f"{self.layout.release(base)}/{MANIFEST_NAME}"
+            result = session.run(commands.read_base64(manifest_path), read_only=True)
+            try:
+                base_manifest = parse_manifest(gunzip_manifest(base64.b64decode(result.stdout)))
+            except (binascii.Error, ValueError, zlib.error):
+                return None, f"release {base} has no readable manifest"
         base_manifest = {p: e for p, e in base_manifest.items() if inside_relative(p)}
         if not base_manifest:
             return None, f"release {base} has an empty manifest"

@@ -113,3 +113,71 @@ def test_files_written_by_hooks_never_leak_into_or_back_from_the_next_release(pr
         assert project.read(index, "releases/1/venv/state") == "1\n"
         assert project.read(index, "releases/2/made-by-hook") == "2\n"
         assert project.read(index, "releases/2/venv/state") == "2\n"
+
+
+def _recording_opener(scripts: list[str]):
+    """Sessions as the deploy opens them, with every script they run recorded."""
+    from deployer.transport import open_session
+
+    def opener(config, host):
+        session = open_session(config, host)
+        run = session.run
+
+        def recorded(script, stdin=None, read_only=False):
+            scripts.append(script)
+            return run(script, stdin, read_only)
+
+        session.run = recorded
+        return session
+
+    return opener
+
+
+@pytest.mark.parametrize("cache", ["known", "empty"])
+def test_a_delta_reads_the_base_manifest_back_only_when_this_machine_has_no_record(
+    project, cache, tmp_path, monkeypatch
+):
+    """The base release was made from an artifact this machine inspected: its manifest is
+    known here by sha256, so nothing is read back from the host (one round trip less);
+    from an empty cache (another machine deployed it) the host's stored one is read."""
+    from deployer.layout import MANIFEST_NAME
+    from deployer.recipes.deploy import deploy
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (project.root / "app" / "big.bin").write_bytes(os.urandom(300_000))
+    project.deploy()
+    if cache == "empty":
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-machine"))
+    (project.root / "app" / "index.html").write_text("v2\n")
+    scripts: list[str] = []
+    deploy(project.config(), project.reporter(), opener=_recording_opener(scripts))
+    reads = [s for s in scripts if MANIFEST_NAME in s and "base64" in s]
+    assert len(reads) == (0 if cache == "known" else 3)
+    for index in range(3):
+        assert project.read(index, "current/index.html") == "v2\n"
+        assert (
+            project.sh(
+                index,
+                f"cmp {project.deploy_to}/releases/1/big.bin {project.deploy_to}/current/big.bin; echo $?",
+            ).strip()
+            == "0"
+        )
+    assert "".join(project.output).count("delta from release 1") == 3
+
+
+def test_a_base_release_whose_manifest_is_gone_gets_a_full_upload(project, tmp_path, monkeypatch):
+    """This machine knows the base's manifest, but the host's copy was removed: the host
+    refuses the delta (it links only what its own manifest lists) and gets the whole artifact."""
+    from deployer.layout import MANIFEST_NAME
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    project.deploy()
+    project.sh(0, f"rm {project.deploy_to}/releases/1/{MANIFEST_NAME}")
+    (project.root / "app" / "index.html").write_text("v2\n")
+    project.deploy()
+    for index in range(3):
+        assert project.current(index) == "releases/2"
+        assert project.read(index, "current/index.html") == "v2\n"
+    out = "".join(project.output)
+    assert out.count("delta from release 1") == 2
+    assert "release 1 has no usable manifest on the host" in out
