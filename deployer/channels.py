@@ -18,10 +18,13 @@ starts. Two changes take both waits off the path, within the SSH protocol:
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import paramiko
+
+REFUSED_RETRIES = (0.02, 0.05, 0.1, 0.2, 0.4, 0.8)  # seconds between asks: 1.6 s in all
 
 
 def exec_without_waiting(channel: paramiko.Channel, command: str) -> None:
@@ -61,10 +64,23 @@ class Spares:
     def take(self) -> paramiko.Channel:
         """A confirmed channel: the spare if one was asked for, else a new one; and a
         spare is asked for the next command."""
-        channel = self._spare() or self.transport.open_session(timeout=self.timeout)
+        channel = self._spare() or self._open_now()
         if self.enabled:
             self._pending = _Opening(self.transport, self.timeout)
         return channel
+
+    def _open_now(self) -> paramiko.Channel:
+        """Open a channel and wait for it. A host that counts sessions (``MaxSessions``)
+        may still hold the slot of the channel just closed (sshd frees it once its own
+        side is done, a moment later): a refusal is asked again, briefly, before it counts."""
+        import paramiko
+
+        for pause in REFUSED_RETRIES:
+            try:
+                return self.transport.open_session(timeout=self.timeout)
+            except paramiko.ChannelException:
+                time.sleep(pause)
+        return self.transport.open_session(timeout=self.timeout)
 
     def _spare(self) -> paramiko.Channel | None:
         pending, self._pending = self._pending, None

