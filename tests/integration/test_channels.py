@@ -96,6 +96,7 @@ def test_a_dialled_socket_carries_the_whole_session(project):
     dial.dial(config)
     session = connect(config, config.hosts[0])
     try:
+        assert isinstance(session.transport.sock, dial.Greeted)  # the socket dialled ahead
         assert session.transport.local_version == dial.VERSION
         assert session.transport.local_cipher == "aes128-gcm@openssh.com"  # preferred, and sshd has it
         assert session.run("echo on-it").stdout == "on-it\n"
