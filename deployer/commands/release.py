@@ -47,9 +47,11 @@ def _or_remove(layout: Layout, number: int, command: str, space: bool = False) -
     return f"{command} || {{ rc=$?; rm -rf -- {release};{note} exit $rc; }}"
 
 
-def unpack(layout: Layout, number: int, gzip: bool) -> str:
-    """Create ``releases/N`` and unpack the whole artifact, arriving as a tar on stdin."""
-    flags = "-xzf" if gzip else "-xf"
+def unpack(layout: Layout, number: int, gzip: bool, zstd: bool = False) -> str:
+    """Create ``releases/N`` and unpack the whole artifact, arriving as a tar on stdin
+    (gzipped, or with ``zstd`` its zstd copy: tar then fails if ``zstd -d`` does, e.g. on a
+    frame whose checksum does not match)."""
+    flags = "--zstd -xf" if zstd else "-xzf" if gzip else "-xf"
     release = quote(layout.release(number))
     return script(
         *_new_release(layout, number),
