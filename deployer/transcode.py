@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import threading
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def transcode(art: Artifact, program: str) -> Path | None:
         partial.replace(target)
         _prune(target.parent)
         return target
-    except (OSError, EOFError, gzip.BadGzipFile):
+    except (OSError, EOFError, zlib.error):
         with contextlib.suppress(OSError):
             partial.unlink()
         return None
@@ -109,6 +110,7 @@ class ZstdCopy:
     program: str | None = field(default_factory=local_zstd)
     _path: Path | None = None
     _tried: bool = False
+    suspect: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def for_host(self, fact: HostFacts) -> Path | None:
@@ -121,6 +123,12 @@ class ZstdCopy:
                 self._tried = True
                 self._path = transcode(self.art, self.program)
             return self._path
+
+    def discard(self) -> None:
+        """Once every host is done: drop the cached copy if a host failed with it
+        (``suspect``), so a damaged copy fails one deploy at most; the next makes it again."""
+        if self.suspect and self._path is not None:
+            self._path.unlink(missing_ok=True)
 
 
 def zstd_copy(art: Artifact, config: Config, facts: dict[str, HostFacts], dry_run: bool) -> ZstdCopy | None:

@@ -125,8 +125,14 @@ class Uploader:
         copy = self.zstd.for_host(fact) if self.zstd else None
         script = commands.unpack(self.layout, number, self.art.gzip, zstd=copy is not None)
         payload = copy or self.art.path
-        self._run(session, *self._with(then, FULL, script), number, payload)
-        return Upload(FULL, None, payload.stat().st_size, why, zstd=copy is not None)
+        size = payload.stat().st_size
+        try:
+            self._run(session, *self._with(then, FULL, script), number, payload)
+        except DeployFailed:
+            if copy is not None and self.zstd:
+                self.zstd.suspect = True  # dropped once every host is done with it
+            raise
+        return Upload(FULL, None, size, why, zstd=copy is not None)
 
     def _with(self, then: Then | None, mode: str, script: str) -> tuple[str, list[bytes]]:
         """The mode's script, and what goes ahead of its payload: with ``then``, the
@@ -213,6 +219,8 @@ class Uploader:
             return self._deltas[key], ""
 
     def discard(self) -> None:
+        if self.zstd:
+            self.zstd.discard()
         for path in self._deltas.values():
             if path is not None:
                 path.unlink(missing_ok=True)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 
 import pytest
 
 from deployer.transcode import cached_copy
 
-pytestmark = pytest.mark.ssh
+pytestmark = [
+    pytest.mark.ssh,
+    pytest.mark.skipif(shutil.which("zstd") is None, reason="no zstd on this machine (.ci/run installs it)"),
+]
 
 
 def gzipped_artifact(project) -> tuple[str, dict[str, bytes]]:
@@ -69,3 +73,20 @@ def test_a_host_without_zstd_gets_the_artifact_itself(project, ssh_image, ssh_ke
             assert_tree(project, index, files)
     finally:
         bare.stop()
+
+
+def test_a_damaged_cached_copy_fails_one_deploy_and_is_made_again(project, tmp_path, monkeypatch):
+    from deployer.errors import DeployFailed
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    sha256, files = gzipped_artifact(project)
+    cached_copy(sha256).parent.mkdir(parents=True)
+    cached_copy(sha256).write_bytes(b"\x28\xb5\x2f\xfd" + os.urandom(5000))  # zstd magic, then noise
+    with pytest.raises(DeployFailed, match="upload of release 1 failed"):
+        project.deploy()
+    assert not cached_copy(sha256).exists()
+    project.output.clear()
+    project.deploy()
+    assert "".join(project.output).count("as zstd") == 3
+    for index in range(3):
+        assert_tree(project, index, files)
