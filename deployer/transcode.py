@@ -30,8 +30,8 @@ from .localstate import cache_path
 
 AUTO, GZIP, ZSTD = "auto", "gzip", "zstd"
 LEVEL = 3  # zstd's default: 10.5 MB for the benchmark's 13 MB .tar.gz, 0.25 s for its 20 MiB
-# ``auto`` transcodes an artifact not yet cached only for at least this many zstd hosts: the
-# transcode costs about two hosts' worth of saved gunzip CPU (see benchmarks/results.md).
+# ``auto`` transcodes an artifact not yet cached only for at least this many zstd hosts:
+# measured (docs/scale.md), making the copy during the deploy loses at 1 and 2 hosts, wins at 4.
 FLEET_MIN = 4
 KEEP = 3  # copies kept (an artifact deployed to staging, then production, is made once)
 

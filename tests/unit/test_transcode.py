@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -10,13 +11,14 @@ import subprocess
 import tarfile
 
 import pytest
+from project import Project
 
 from deployer import commands, transcode
 from deployer.artifact import inspect
 from deployer.commands import probe
 from deployer.facts import parse_probe
 from deployer.layout import Layout
-from deployer.transcode import AUTO, FLEET_MIN, GZIP, ZSTD, ZstdCopy, cached_copy, wanted
+from deployer.transcode import AUTO, FLEET_MIN, GZIP, ZSTD, ZstdCopy, cached_copy, wanted, zstd_copy
 
 HAS_ZSTD = shutil.which("zstd") is not None
 
@@ -114,3 +116,15 @@ def test_a_copy_a_host_failed_with_is_dropped_once_the_upload_is_over(tmp_path, 
     copy.suspect = True
     copy.discard()
     assert not path.exists()
+
+
+def test_a_deploy_makes_no_copy_on_a_dry_run_to_a_folder_or_with_gzip(tmp_path):
+    config = Project.create(tmp_path, [], None).config()
+    art = small_artifact(tmp_path, True)
+    facts = {name: parse_probe("zstd yes\n--- deployer log ---\n") for name in "abcd"}
+    ssh = dataclasses.replace(config, transport="ssh")
+    assert zstd_copy(art, config, facts, dry_run=False) is None  # transport: local
+    assert zstd_copy(art, ssh, facts, dry_run=True) is None
+    assert zstd_copy(art, dataclasses.replace(ssh, compression=GZIP), facts, dry_run=False) is None
+    chosen = zstd_copy(art, ssh, facts, dry_run=False)
+    assert chosen is not None and chosen.setting == AUTO and chosen.zstd_hosts == 4
