@@ -32,6 +32,7 @@ class HostFacts:
     maintenance: str | None = None  # the raw record while maintenance is on (untrusted)
     snapshots: dict[int, int] = field(default_factory=dict)  # release -> bytes of its snapshot
     log: list[releaselog.Event] = field(default_factory=list)
+    zstd: bool = False  # ``zstd`` is on the PATH: the host can unpack a .tar.zst (deployer.transcode)
 
     @property
     def complete(self) -> set[int]:
@@ -63,6 +64,8 @@ def parse_probe(output: str) -> HostFacts:
             facts.lock = parse_lock_info(rest)
         elif tag == "maintenance":
             facts.maintenance = rest
+        elif tag == "zstd":
+            facts.zstd = rest == "yes"
         elif tag == "snapshot":
             _snapshot(facts, rest)
     facts.log = releaselog.parse(log_text)

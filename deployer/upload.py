@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import commands
 from .artifact import Artifact, diff_manifest, file_chunks, gunzip_manifest, parse_manifest, write_delta
@@ -27,6 +28,9 @@ from .facts import HostFacts
 from .inspectcache import known_manifest
 from .layout import MANIFEST_NAME, Layout
 from .transport import Result, Session
+
+if TYPE_CHECKING:
+    from .transcode import ZstdCopy
 
 FULL, DELTA, IDENTICAL, PULL = "full", "delta", "identical", "pull"
 NO_MANIFEST = (commands.EXIT_NO_MANIFEST,)
@@ -43,6 +47,7 @@ class Upload:
     base: int | None
     sent: int
     why_full: str = ""
+    zstd: bool = False  # the full upload sent the artifact's zstd copy (deployer.transcode)
 
     def describe(self, human) -> str:
         if self.mode == IDENTICAL:
@@ -51,7 +56,8 @@ class Upload:
             return f"delta from release {self.base}: {human(self.sent)} sent"
         if self.mode == PULL:
             return "downloaded by the host from artifact.url, sha256 verified"
-        return f"full upload: {human(self.sent)} sent" + (f" ({self.why_full})" if self.why_full else "")
+        how = " as zstd" if self.zstd else ""
+        return f"full upload: {human(self.sent)} sent{how}" + (f" ({self.why_full})" if self.why_full else "")
 
 
 def choose_base(fact: HostFacts, shas: dict[int, str], sha256: str) -> tuple[int | None, bool]:
@@ -76,8 +82,10 @@ class Uploader:
         shas: dict[int, str],
         url: str | None = None,
         reporter=None,
+        zstd: ZstdCopy | None = None,
     ) -> None:
         self.art = art
+        self.zstd = zstd
         self.url = url
         self.reporter = reporter
         self.layout = layout
@@ -114,9 +122,17 @@ class Uploader:
                 why = f"release {base} has no usable manifest on the host"
         elif base is not None and self.delta_enabled:
             why = "the artifact holds hard links"
-        script = commands.unpack(self.layout, number, self.art.gzip)
-        self._run(session, *self._with(then, FULL, script), number, self.art.path)
-        return Upload(FULL, None, self.art.size, why)
+        copy = self.zstd.for_host(fact) if self.zstd else None
+        script = commands.unpack(self.layout, number, self.art.gzip, zstd=copy is not None)
+        payload = copy or self.art.path
+        size = payload.stat().st_size
+        try:
+            self._run(session, *self._with(then, FULL, script), number, payload)
+        except DeployFailed:
+            if copy is not None and self.zstd:
+                self.zstd.suspect = True  # dropped once every host is done with it
+            raise
+        return Upload(FULL, None, size, why, zstd=copy is not None)
 
     def _with(self, then: Then | None, mode: str, script: str) -> tuple[str, list[bytes]]:
         """The mode's script, and what goes ahead of its payload: with ``then``, the
@@ -203,6 +219,8 @@ class Uploader:
             return self._deltas[key], ""
 
     def discard(self) -> None:
+        if self.zstd:
+            self.zstd.discard()
         for path in self._deltas.values():
             if path is not None:
                 path.unlink(missing_ok=True)

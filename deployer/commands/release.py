@@ -47,9 +47,12 @@ def _or_remove(layout: Layout, number: int, command: str, space: bool = False) -
     return f"{command} || {{ rc=$?; rm -rf -- {release};{note} exit $rc; }}"
 
 
-def unpack(layout: Layout, number: int, gzip: bool) -> str:
-    """Create ``releases/N`` and unpack the whole artifact, arriving as a tar on stdin."""
-    flags = "-xzf" if gzip else "-xf"
+def unpack(layout: Layout, number: int, gzip: bool, zstd: bool = False) -> str:
+    """Create ``releases/N`` and unpack the whole artifact, arriving as a tar on stdin
+    (gzipped, or with ``zstd`` its zstd copy). tar runs ``zstd -d`` itself and fails when
+    it does (a frame whose checksum does not match); ``--use-compress-program`` rather than
+    ``--zstd``, which GNU tar only knows since 1.31."""
+    flags = "--use-compress-program=zstd -xf" if zstd else "-xzf" if gzip else "-xf"
     release = quote(layout.release(number))
     return script(
         *_new_release(layout, number),

@@ -88,6 +88,7 @@ def probe(layout: Layout) -> str:
             '  [ -f "$s" ] && [ ! -L "$s" ] && printf "snapshot %s %s\\n" "$(safe_name "${s##*/}")" '
             '"$(stat -c %s "$s")"',
             "done",
+            'if command -v zstd >/dev/null 2>&1; then echo "zstd yes"; fi',
             f"echo {quote(LOG_MARKER)}",
             f"cat {quote(layout.log)} 2>/dev/null || true",
         ]

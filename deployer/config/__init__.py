@@ -84,6 +84,7 @@ def load(root: Path, stage: str, instance: str | None = None) -> Config:
         artifact_build=artifact["build"],
         max_unpacked_size=artifact["max_unpacked_size"],
         delta=artifact["delta"],
+        compression=artifact["compression"],
         artifact_files=artifact["files"],
         artifact_exclude=tuple(artifact["exclude"]),
         artifact_url=_artifact_url(layers, artifact["url"]),

@@ -165,6 +165,7 @@ class Config:
     migrations: Migrations | None = None
     artifact_files: str = default_of("artifact.files")  # auto, git or all (deployer.tree)
     artifact_exclude: tuple[str, ...] = default_of("artifact.exclude")
+    compression: str = default_of("artifact.compression")  # auto, gzip or zstd (deployer.transcode)
 
     @property
     def templates_dir(self) -> Path:

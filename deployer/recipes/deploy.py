@@ -218,6 +218,7 @@ class DeployRun:
     def upload(self) -> None:
         """Every host gets the release (identical copy, delta, full upload or download),
         its shared links, rendered templates, manifest and metadata."""
+        from ..transcode import zstd_copy
         from ..upload import Uploader  # not needed by rollback
 
         shas = releaselog.artifact_shas(plan.merged_log(self.facts))
@@ -228,6 +229,7 @@ class DeployRun:
             shas,
             artifact_url(self.config, self.art.sha256, self.secrets),
             self.reporter,
+            zstd_copy(self.art, self.config, self.facts, self.fleet.dry_run),
         )
         self.staged = True
         try:
