@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -77,6 +78,9 @@ def test_a_dialled_host_hears_our_version_line_and_the_socket_is_handed_over(ssh
     assert greeted.send((dial.VERSION + "\r\n").encode()) == len(dial.VERSION) + 2  # dropped
     greeted.close()
     dial.discard()
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:  # the listener's thread records it
+        time.sleep(0.01)
     assert seen[0].startswith(dial.VERSION.encode() + b"\r\n")
 
 
