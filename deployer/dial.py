@@ -49,8 +49,10 @@ def dial(config: Config) -> None:
                 _dialled[address] = _Dial(address, config.ssh.connect_timeout)
 
 
-def take(host: str, port: int) -> Greeted | None:
-    """The socket dialled to ``host:port``, if one is ready and fresh; else None."""
+def take(host: str, port: int) -> Greeted | OSError | None:
+    """The socket dialled to ``host:port`` if it is ready and fresh; the error if dialling
+    failed (the same address, the same timeout: trying again would only wait twice as
+    long for a host that does not answer); None if it was not dialled or is stale."""
     with _lock:
         found = _dialled.pop((host, port), None)
     return None if found is None else found.result()
@@ -107,6 +109,7 @@ class _Dial:
         self.timeout = timeout
         self.started = time.monotonic()
         self.sock: socket.socket | None = None
+        self.error: OSError | None = None
         self.closed = False
         self.done = threading.Event()
         self.lock = threading.Lock()
@@ -118,18 +121,22 @@ class _Dial:
             sock = socket.create_connection(self.address, timeout=self.timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.sendall((VERSION + "\r\n").encode())
-        except OSError:
+        except OSError as exc:
             if sock is not None:
                 sock.close()
-            sock = None  # the real connection attempt reports what is wrong
+            sock, self.error = None, exc  # reported as a failed connection would be
         with self.lock:
             self.sock = sock
             if self.closed and sock is not None:
                 sock.close()  # discarded while it was dialling
         self.done.set()
 
-    def result(self) -> Greeted | None:
-        self.done.wait(self.timeout)
+    def result(self) -> Greeted | OSError | None:
+        if not self.done.wait(self.timeout + 1):
+            self.close()
+            return TimeoutError("timed out")
+        if self.error is not None:
+            return self.error
         if self.sock is None or time.monotonic() - self.started > FRESH:
             self.close()
             return None

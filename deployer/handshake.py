@@ -134,11 +134,14 @@ def open_verified(conn, config: Config, end: Endpoint) -> None:
     timeout = config.ssh.connect_timeout
     if end.sock is not None:
         conn.connect_kwargs["sock"] = end.sock
-    elif not conn.gateway and (greeted := dial.take(conn.host, int(conn.port or 22))) is not None:
-        conn.connect_kwargs["sock"] = greeted
+    dialled = dial.take(conn.host, int(conn.port or 22)) if end.sock is None and not conn.gateway else None
+    if isinstance(dialled, dial.Greeted):
+        conn.connect_kwargs["sock"] = dialled
     conn.connect_kwargs["transport_factory"] = _transport
     started = time.monotonic()
     try:
+        if isinstance(dialled, OSError):
+            raise dialled  # dialling it during start-up failed: the answer a connect would get
         _open(conn, end)
     except HostUnreachable:
         raise

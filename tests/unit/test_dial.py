@@ -104,3 +104,13 @@ def test_a_stale_dial_is_closed_not_used(ssh_configs, listener, monkeypatch):
     monkeypatch.setattr(dial, "FRESH", -1.0)
     dial.dial(stage(port))
     assert dial.take("127.0.0.1", port) is None
+
+
+def test_a_failed_dial_is_the_answer_not_a_reason_to_wait_again(ssh_configs):
+    """A host that refused (or did not answer) the dial gives that error back: connecting
+    again to the same address would only double the wait for a host that is down."""
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    dial.dial(stage(port))
+    assert isinstance(dial.take("127.0.0.1", port), ConnectionRefusedError)
