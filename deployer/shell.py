@@ -39,3 +39,10 @@ def or_fail(test: str, message: str, code: int) -> str:
     """``test``, or print ``message`` on stderr and exit ``code`` (a named exit code the
     deploying machine branches on)."""
     return f"{test} || {{ echo {quote(message)} >&2; exit {int(code)}; }}"
+
+
+def tar_into(directory: str, args: str) -> str:
+    """``tar args`` run inside ``directory``. Never ``tar -C``: GNU tar unquotes that
+    argument (a ``\\1`` in the path becomes byte 1), so a deploy_to holding a backslash
+    would send the files to another directory, or nowhere."""
+    return f"(cd -- {quote(directory)} && tar {args})"

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 from ..layout import EXCLUDE_LIST, MANIFEST_MAX, MANIFEST_NAME, Layout, shared_link_target
-from ..shell import argv, or_fail, quote, script
+from ..shell import argv, or_fail, quote, script, tar_into
 from ..untrusted import is_sha256
 from .codes import EXIT_MISSING_SHARED, EXIT_NO_MANIFEST, EXIT_RELEASE_EXISTS, EXIT_UNSAFE_PATH
 from .current import remove_tmp_links
@@ -53,10 +53,9 @@ def unpack(layout: Layout, number: int, gzip: bool, zstd: bool = False) -> str:
     it does (a frame whose checksum does not match); ``--use-compress-program`` rather than
     ``--zstd``, which GNU tar only knows since 1.31."""
     flags = "--use-compress-program=zstd -xf" if zstd else "-xzf" if gzip else "-xf"
-    release = quote(layout.release(number))
     return script(
         *_new_release(layout, number),
-        _or_remove(layout, number, f"tar {flags} - -C {release} {UNTAR}", space=True),
+        _or_remove(layout, number, tar_into(layout.release(number), f"{flags} - {UNTAR}"), space=True),
     )
 
 
@@ -86,7 +85,7 @@ def clone_release(layout: Layout, base: int, number: int, delta: bool) -> str:
         *_new_release(layout, number),
     ]
     if delta:
-        steps.append(_or_remove(layout, number, f"tar -xzf - -C {quote(release)} {UNTAR}", space=True))
+        steps.append(_or_remove(layout, number, tar_into(release, f"-xzf - {UNTAR}"), space=True))
     else:
         steps.append(f": > {exclude}")
     dirs, others = listing('$1 == "d"'), listing('$1 != "d"')
@@ -141,7 +140,7 @@ def download_release(layout: Layout, number: int, url: str, sha256: str, gzip: b
         _or_remove(
             layout,
             number,
-            f"tar {flags} {target} -C {quote(release)} {UNTAR}",
+            tar_into(release, f"{flags} {target} {UNTAR}"),
             space=True,
         ),
         argv("rm", "-f", "--", str(PurePosixPath(release, ".deployer-download"))),
@@ -216,7 +215,7 @@ def finish_release(
     if with_files:
         source = "-" if files_from == "-" else quote(files_from)
         steps.append(
-            f"(umask 077 && tar -xpf {source} -C {quote(release)} --no-same-owner --no-overwrite-dir)"
+            f"(umask 077 && {tar_into(release, f'-xpf {source} --no-same-owner --no-overwrite-dir')})"
         )
     # rm first: in a hard-linked release, writing in place would change the base release too.
     steps.append(argv("rm", "-f", "--", layout.metadata(number)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..layout import Layout
-from ..shell import argv, quote, script
+from ..shell import argv, quote, script, tar_into
 
 SCHEDULE_FILES = ("cleanup.sh", "cleanup.service", "cleanup.timer", "cron")
 USER_UNITS = "$HOME/.config/systemd/user"  # expanded by the host's shell
@@ -31,7 +31,7 @@ def install_schedule(layout: Layout, unit: str, marker: str, via: str) -> str:
     steps = [
         "umask 022",
         argv("mkdir", "-p", layout.state),
-        f"tar -xpf - -C {quote(layout.state)} --no-same-owner",
+        tar_into(layout.state, "-xpf - --no-same-owner"),
     ]
     if via == "systemd":
         steps += [

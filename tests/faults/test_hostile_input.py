@@ -889,6 +889,10 @@ def test_hostile_deploy_to_never_reaches_a_shell(injection_host, injection_base,
         values={**PLAIN, "deploy_to": 'say "hi"'},
         failure="none",
     )
+    @example(  # found by Hypothesis: GNU tar unquotes `-C` (a backslash-1 became byte 1)
+        values={**PLAIN, "deploy_to": "\\1"},
+        failure="none",
+    )
     @given(
         values=st.fixed_dictionaries({"deploy_to": PATH}).map(
             lambda v: {**PLAIN, "deploy_to": v["deploy_to"]}

@@ -28,7 +28,7 @@ def test_switch_is_rename_of_unique_temp_link_verified_by_readlink():
 def test_unpack_refuses_existing_release_and_removes_partial():
     script = commands.unpack(L, 3, gzip=True)
     assert "mkdir '/srv/my app/releases/3' 2>/dev/null ||" in script
-    assert "tar -xzf - -C '/srv/my app/releases/3'" in script
+    assert "(cd -- '/srv/my app/releases/3' && tar -xzf - " in script
     assert "rm -rf -- '/srv/my app/releases/3'" in script
 
 
@@ -142,3 +142,21 @@ def test_watch_check_runs_the_probe_once_keeping_its_output_and_bounded_in_time(
     ]
     by_url = commands.watch_check("/srv/app/releases/3", None, "http://127.0.0.1:8000/up", 2.5)
     assert "curl -fsS -o /dev/null --max-time 2.5 http://127.0.0.1:8000/up" in by_url
+
+
+def test_no_tar_is_given_a_directory_with_c_because_gnu_tar_unquotes_it():
+    """``tar -C 'a\\1b'`` opens ``a<byte 1>b``: every unpack runs tar inside the directory."""
+    from deployer.commands import release, schedule
+
+    layout = Layout("/srv/a\\1b")
+    scripts = [
+        release.unpack(layout, 3, gzip=True),
+        release.unpack(layout, 3, gzip=True, zstd=True),
+        release.clone_release(layout, 2, 3, delta=True),
+        release.download_release(layout, 3, "https://example.invalid/a.tgz", "0" * 64, gzip=True),
+        release.finish_release(layout, 3, [], [], "{}", with_files=True),
+        schedule.install_schedule(layout, "unit", "marker", "cron"),
+    ]
+    for text in scripts:
+        assert " -C " not in text.replace("-C -", ""), text
+        assert "tar " in text
