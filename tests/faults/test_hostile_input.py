@@ -383,8 +383,9 @@ print(json.dumps({"modes": modes, "seen": seen, "partial": partial}))
 # watcher says it saw the half-written file: the watcher sees it being written, every time.
 SLOW_TAR = """#!/bin/sh
 # Installed by tests/faults/test_hostile_input.py for {d} only.
-case "$*" in
-  *"{d}/releases/"*) exec python3 -c '{feeder}' "{d}" "$@";;
+# tar runs inside the release directory (never `tar -C`, which GNU tar unquotes).
+case "$PWD/" in
+  "{d}/releases/"*) exec python3 -c '{feeder}' "{d}" "$@";;
 esac
 exec /usr/bin/tar "$@"
 """
