@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifact import CHUNK, Artifact, Entry, inspect
-from .localstate import cache_path
+from .localstate import cache_path, keep_newest
 from .untrusted import is_sha256
 
 VERSION = "v3"  # v3: link chains, modes and option-like names are checked; older entries miss
@@ -82,12 +82,7 @@ def remember(found: Artifact) -> Artifact:
 
 def _prune(folder: Path, keep: int = KEEP_BY_SHA256) -> None:
     """Only the newest records stay: a delta's base is one of a stage's last releases."""
-    try:
-        records = sorted(folder.glob("*.json.gz"), key=lambda p: p.stat().st_mtime_ns)
-        for old in records[:-keep]:
-            old.unlink(missing_ok=True)
-    except OSError:
-        pass  # another deploy pruned it meanwhile; a cache is only ever slower
+    keep_newest(folder, "*.json.gz", keep)
 
 
 def by_sha256(sha256: str) -> Path:

@@ -24,6 +24,15 @@ def cache_path(*parts: str) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "deployer", *parts)
 
 
+def keep_newest(folder: Path, pattern: str, keep: int) -> None:
+    """Remove all but the ``keep`` newest files matching ``pattern`` in a cache folder
+    (another deploy pruning at the same time is no error: a cache is only ever slower)."""
+    with contextlib.suppress(OSError):
+        files = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in files[keep:]:
+            old.unlink(missing_ok=True)
+
+
 class LeftLocks:
     """Locks this machine could not give back: their tokens (random, so unique) with the
     deploy_to and host, in a small JSON file in the user's cache folder. Keyed by token,

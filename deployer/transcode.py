@@ -26,7 +26,7 @@ from pathlib import Path
 from .artifact import CHUNK, Artifact
 from .config import Config
 from .facts import HostFacts
-from .localstate import cache_path
+from .localstate import cache_path, keep_newest
 
 AUTO, GZIP, ZSTD = "auto", "gzip", "zstd"
 LEVEL = 3  # zstd's default: 10.5 MB for the benchmark's 13 MB .tar.gz, 0.25 s for its 20 MiB
@@ -94,10 +94,7 @@ def _feed(art: Artifact, stdin) -> None:
 
 def _prune(folder: Path, keep: int = KEEP) -> None:
     """Keep only the ``keep`` newest copies: each is about the artifact's size."""
-    with contextlib.suppress(OSError):  # another deploy pruning at the same time
-        copies = sorted(folder.glob("*.tar.zst"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-        for old in copies[keep:]:
-            old.unlink(missing_ok=True)
+    keep_newest(folder, "*.tar.zst", keep)
 
 
 @dataclass
